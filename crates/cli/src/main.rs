@@ -1,0 +1,4 @@
+//! The `ganglion` command.
+fn main() {
+    println!("ganglion {}", env!("CARGO_PKG_VERSION"));
+}
