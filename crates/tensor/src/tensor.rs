@@ -236,7 +236,7 @@ impl Tensor {
                 shape: self.shape,
             });
         };
-        let rest = if n == 0 { 0 } else { self.data.len() / n };
+        let rest = self.shape[1..].iter().product();
         Ok(Self {
             shape: vec![n, rest],
             data: self.data,
@@ -253,11 +253,7 @@ impl Tensor {
             "tensor: batch range {start}..{end} out of bounds for shape {:?}",
             self.shape
         );
-        let item = if self.shape[0] == 0 {
-            0
-        } else {
-            self.data.len() / self.shape[0]
-        };
+        let item: usize = self.shape[1..].iter().product();
         let mut shape = self.shape.clone();
         shape[0] = end - start;
         Self {
