@@ -1,0 +1,109 @@
+//! `ganglion predict`: the top classes of saved weights for image files.
+
+use crate::{datasets, weights};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ganglion::autograd::Graph;
+use ganglion::tensor::Tensor;
+use image::imageops::FilterType;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Classify PNG or JPEG images with saved weights.
+///
+/// Each image is converted to the model's channels (grey or RGB), resized to its input size and
+/// normalised as in training. MNIST models expect white digits on black: pass --invert for
+/// dark ink on a light background.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The weights file (model.safetensors of a run, or a PyTorch state dict with --model).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Zoo architecture, for weights files that do not name theirs.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Invert grey levels (dark ink on light paper -> light on dark, as MNIST is).
+    #[arg(long)]
+    pub invert: bool,
+    /// Image files (PNG or JPEG).
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+fn read_image(path: &Path, [c, h, w]: [usize; 3], invert: bool) -> Result<Vec<u8>> {
+    let img = image::ImageReader::open(path)
+        .with_context(|| format!("{}: cannot open", path.display()))?
+        .with_guessed_format()
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(16_384);
+    limits.max_image_height = Some(16_384);
+    limits.max_alloc = Some(512 << 20);
+    let mut img = img;
+    img.limits(limits);
+    let img = img
+        .decode()
+        .with_context(|| format!("{}: not a readable PNG or JPEG image", path.display()))?;
+    let img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
+    let mut pixels = match c {
+        1 => img.to_luma8().into_raw(),
+        3 => {
+            // RGB interleaved -> planar CHW.
+            let rgb = img.to_rgb8().into_raw();
+            let mut planar = vec![0u8; 3 * h * w];
+            for (i, px) in rgb.chunks_exact(3).enumerate() {
+                for ch in 0..3 {
+                    planar[ch * h * w + i] = px[ch];
+                }
+            }
+            planar
+        }
+        _ => bail!("models with {c} input channels cannot read image files"),
+    };
+    if invert {
+        pixels.iter_mut().for_each(|p| *p = 255 - *p);
+    }
+    Ok(pixels)
+}
+
+/// Runs `ganglion predict`.
+pub fn run(args: &PredictArgs) -> Result<ExitCode> {
+    if args.top == 0 {
+        bail!("--top must be at least 1");
+    }
+    let loaded = weights::load(&args.weights, args.model.as_deref())?;
+    let shape: [usize; 3] = match loaded.model.input_shape() {
+        Some(&[c, h, w]) => [c, h, w],
+        _ => bail!(
+            "{}: the file does not say the model's input shape; name the architecture with --model",
+            args.weights.display()
+        ),
+    };
+    let normalize = weights::normalize(&loaded.meta, shape[0])?;
+    let mut graph = Graph::inference();
+    for path in &args.images {
+        let pixels = read_image(path, shape, args.invert)?;
+        let input = normalize.to_tensor(&pixels, &[1, shape[0], shape[1], shape[2]])?;
+        graph.reset();
+        let x = graph.input(input);
+        let logits = loaded.model.forward(&mut graph, x)?;
+        let probs = graph.softmax(logits)?;
+        let probs: &Tensor = graph.value(probs);
+        let mut ranked: Vec<(usize, f32)> = probs.data().iter().copied().enumerate().collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        println!("{} ({} input):", path.display(), datasets::dims(&shape));
+        for (class, p) in ranked.iter().take(args.top) {
+            let name = loaded
+                .meta
+                .classes
+                .as_ref()
+                .and_then(|c| c.get(*class).cloned())
+                .unwrap_or_else(|| class.to_string());
+            println!("  {name:>12}  {:6.2}%", 100.0 * p);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

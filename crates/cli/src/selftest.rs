@@ -1,0 +1,466 @@
+//! `ganglion selftest`: runs PyTorch reference cases through this CPU's kernels and reports each
+//! case's largest error against the oracle tolerance.
+//!
+//! The ops it can run are listed in one table, [`RUNNERS`]; a case whose op has no runner is
+//! reported as skipped, never as passed.
+
+use anyhow::{Context, Result, bail, ensure};
+use clap::Args;
+use ganglion::conv::{
+    Conv2dParams, Conv2dShape, ConvWorkspace, conv2d_backward_data, conv2d_backward_weight,
+    conv2d_forward,
+};
+use ganglion::pooling::{
+    Pool2dParams, Pool2dShape, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
+    max_pool2d_forward,
+};
+use ganglion::tensor::Tensor;
+use ganglion_oracle::{Case, Check, check, load_case};
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `ganglion selftest`.
+#[derive(Debug, Args)]
+pub struct SelftestArgs {
+    /// Directory of reference cases, one `.safetensors` file each [default: the bundled copy,
+    /// `tests/fixtures/oracle`]
+    #[arg(long, value_name = "DIR")]
+    pub vectors: Option<PathBuf>,
+}
+
+/// What one case came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Every compared tensor is within tolerance; the largest absolute error over all of them.
+    Passed(f32),
+    /// A tensor is out of tolerance (`max_abs_err` is then the largest error), or the case could
+    /// not be run (`max_abs_err` is `None`).
+    Failed {
+        /// The largest absolute error, when the kernels ran.
+        max_abs_err: Option<f32>,
+        /// Which tensors are off, or why the case could not be run.
+        reason: String,
+    },
+    /// The case's op has no runner yet.
+    Skipped(String),
+}
+
+/// Scratch memory reused across cases.
+#[derive(Default)]
+pub struct Workspaces {
+    conv: ConvWorkspace,
+}
+
+/// One computed tensor compared with its reference.
+struct Compared {
+    tensor: &'static str,
+    check: Check,
+}
+
+/// Runs one case's op and compares every result the case holds a reference for.
+type Runner = fn(&Case, &mut Workspaces) -> Result<Vec<Compared>>;
+
+/// The op dispatch: every op selftest can check, by the `op` value in a case's metadata.
+const RUNNERS: &[(&str, Runner)] = &[
+    ("conv2d", run_conv2d),
+    ("max_pool2d", run_max_pool2d),
+    ("avg_pool2d", run_avg_pool2d),
+    ("avg_exclude_pad_pool2d", run_avg_exclude_pad_pool2d),
+];
+
+/// Runs `ganglion selftest`: one line per case, then the skipped ops and `N passed, M failed`.
+///
+/// # Errors
+/// When the case directory cannot be read or holds no `.safetensors` file. A case that cannot
+/// be read or run is a failed case, not an error.
+pub fn run(args: &SelftestArgs) -> Result<ExitCode> {
+    let dir = args.vectors.clone().unwrap_or_else(default_dir);
+    let files = case_files(&dir)?;
+    println!("cpu: {}, isa: {}", cpu_model(), isa());
+    println!("vectors: {} ({} files)", dir.display(), files.len());
+
+    let (mut passed, mut failed) = (0usize, 0usize);
+    let mut skipped_ops = BTreeSet::new();
+    let mut skipped = 0usize;
+    let mut workspaces = Workspaces::default();
+    for file in &files {
+        let name = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (op, outcome) = match load_case(file) {
+            Ok(case) => (case.op.clone(), run_case(&case, &mut workspaces)),
+            Err(e) => (
+                "?".to_string(),
+                Outcome::Failed {
+                    max_abs_err: None,
+                    reason: e.to_string(),
+                },
+            ),
+        };
+        println!("{}", case_line(&name, &op, &outcome));
+        match outcome {
+            Outcome::Passed(_) => passed += 1,
+            Outcome::Failed { .. } => failed += 1,
+            Outcome::Skipped(_) => {
+                skipped += 1;
+                skipped_ops.insert(op);
+            }
+        }
+    }
+    if skipped > 0 {
+        let ops: Vec<&str> = skipped_ops.iter().map(String::as_str).collect();
+        println!(
+            "{skipped} skipped (ops not implemented: {})",
+            ops.join(", ")
+        );
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The bundled cases: `tests/fixtures/oracle` under the current directory when run from the
+/// repository, else the copy this binary was built next to.
+fn default_dir() -> PathBuf {
+    let local = Path::new("tests/fixtures/oracle");
+    if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        ganglion_oracle::bundled_dir()
+    }
+}
+
+/// The `.safetensors` files of `dir`, sorted by name.
+fn case_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let context = || format!("selftest: cannot read {}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(context)? {
+        let path = entry.with_context(context)?.path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        bail!("selftest: no .safetensors files in {}", dir.display());
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One report line: name, op, largest error, verdict.
+fn case_line(name: &str, op: &str, outcome: &Outcome) -> String {
+    let err = |e: Option<f32>| e.map_or_else(|| "-".to_string(), |e| format!("{e:.2e}"));
+    let (max_abs_err, verdict) = match outcome {
+        Outcome::Passed(e) => (err(Some(*e)), "pass".to_string()),
+        Outcome::Failed {
+            max_abs_err,
+            reason,
+        } => (err(*max_abs_err), format!("FAIL: {reason}")),
+        Outcome::Skipped(reason) => (err(None), format!("skipped: {reason}")),
+    };
+    format!("{name:<24} {op:<24} {max_abs_err:>9}  {verdict}")
+}
+
+/// Runs one case through the fast kernels and judges every tensor it computes.
+pub fn run_case(case: &Case, workspaces: &mut Workspaces) -> Outcome {
+    let failed = |reason: String| Outcome::Failed {
+        max_abs_err: None,
+        reason,
+    };
+    if case.op.is_empty() {
+        return failed("no `op` in the file's metadata".to_string());
+    }
+    let Some((_, runner)) = RUNNERS.iter().find(|(op, _)| *op == case.op) else {
+        return Outcome::Skipped(format!("op `{}` not implemented", case.op));
+    };
+    // Shapes are checked before any kernel runs, so a panic is a kernel bug: report it as this
+    // case's failure and go on with the others.
+    match catch_unwind(AssertUnwindSafe(|| runner(case, workspaces))) {
+        Ok(Ok(compared)) => verdict(&compared),
+        Ok(Err(e)) => failed(format!("{e:#}")),
+        Err(panic) => {
+            *workspaces = Workspaces::default();
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            failed(format!("kernel panicked: {message}"))
+        }
+    }
+}
+
+fn verdict(compared: &[Compared]) -> Outcome {
+    let max_abs_err = compared
+        .iter()
+        .fold(0.0f32, |m, c| m.max(c.check.max_abs_err));
+    let off: Vec<String> = compared
+        .iter()
+        .filter(|c| !c.check.passed())
+        .map(|c| {
+            format!(
+                "{} max abs error {:.2e} > tolerance {:.2e}",
+                c.tensor, c.check.max_abs_err, c.check.tolerance
+            )
+        })
+        .collect();
+    if compared.is_empty() {
+        Outcome::Failed {
+            max_abs_err: None,
+            reason: "nothing to compare".to_string(),
+        }
+    } else if off.is_empty() {
+        Outcome::Passed(max_abs_err)
+    } else {
+        Outcome::Failed {
+            max_abs_err: Some(max_abs_err),
+            reason: off.join("; "),
+        }
+    }
+}
+
+/// `got` against the case's reference tensor `name`, which must have shape `dims`.
+fn compare(case: &Case, name: &'static str, got: &[f32], dims: &[usize]) -> Result<Compared> {
+    let want = case.tensor(name)?;
+    ensure!(
+        want.shape() == dims,
+        "reference `{name}` has shape {:?} but {} gives {dims:?}",
+        want.shape(),
+        case.op
+    );
+    Ok(Compared {
+        tensor: name,
+        check: check(got, want.data()),
+    })
+}
+
+/// The case's tensor `name`, which must have shape `dims` before a kernel may read it.
+fn input_of<'a>(case: &'a Case, name: &str, dims: &[usize]) -> Result<&'a Tensor> {
+    let tensor = case.tensor(name)?;
+    ensure!(
+        tensor.shape() == dims,
+        "`{name}` has shape {:?} but {} expects {dims:?}",
+        tensor.shape(),
+        case.op
+    );
+    Ok(tensor)
+}
+
+fn dims4(case: &Case, name: &str) -> Result<[usize; 4]> {
+    let tensor = case.tensor(name)?;
+    tensor
+        .dims4()
+        .with_context(|| format!("`{name}` of {}", case.op))
+}
+
+/// An output buffer that shows any element a kernel fails to write.
+fn unwritten(len: usize) -> Vec<f32> {
+    vec![f32::NAN; len]
+}
+
+fn run_conv2d(case: &Case, workspaces: &mut Workspaces) -> Result<Vec<Compared>> {
+    let params = Conv2dParams {
+        stride: case.pair("stride")?,
+        padding: case.pair("padding")?,
+        dilation: case.pair("dilation")?,
+        groups: case.usize("groups")?,
+    };
+    let (input_dims, weight_dims) = (dims4(case, "input")?, dims4(case, "weight")?);
+    let shape = Conv2dShape::new(input_dims, weight_dims, params)?;
+    let out_dims = shape.output_dims();
+    let (input, weight) = (case.tensor("input")?, case.tensor("weight")?);
+    let bias = match case.optional_tensor("bias") {
+        Some(_) => Some(input_of(case, "bias", &[weight_dims[0]])?),
+        None => None,
+    };
+    let grad_output = input_of(case, "grad_output", &out_dims)?;
+    let ws = &mut workspaces.conv;
+
+    let mut output = unwritten(out_dims.iter().product());
+    let bias_data = bias.map(Tensor::data);
+    conv2d_forward(
+        &shape,
+        input.data(),
+        weight.data(),
+        bias_data,
+        &mut output,
+        ws,
+    );
+    let mut grad_input = unwritten(input.len());
+    conv2d_backward_data(
+        &shape,
+        grad_output.data(),
+        weight.data(),
+        &mut grad_input,
+        ws,
+    );
+    let mut grad_weight = unwritten(weight.len());
+    let mut grad_bias = bias.map(|b| unwritten(b.len()));
+    let (x, dy) = (input.data(), grad_output.data());
+    conv2d_backward_weight(
+        &shape,
+        x,
+        dy,
+        &mut grad_weight,
+        grad_bias.as_deref_mut(),
+        ws,
+    );
+
+    let mut compared = vec![
+        compare(case, "output", &output, &out_dims)?,
+        compare(case, "grad_input", &grad_input, &input_dims)?,
+        compare(case, "grad_weight", &grad_weight, &weight_dims)?,
+    ];
+    if let Some(grad_bias) = &grad_bias {
+        compared.push(compare(case, "grad_bias", grad_bias, &[weight_dims[0]])?);
+    }
+    Ok(compared)
+}
+
+/// The pooling geometry of a case and its input tensor.
+fn pool_shape(case: &Case) -> Result<(Pool2dShape, &Tensor)> {
+    let params = Pool2dParams {
+        kernel: case.pair("kernel")?,
+        stride: case.pair("stride")?,
+        padding: case.pair("padding")?,
+        ceil_mode: case.bool("ceil_mode")?,
+    };
+    let shape = Pool2dShape::new(dims4(case, "input")?, params)?;
+    Ok((shape, case.tensor("input")?))
+}
+
+fn run_max_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
+    let (shape, input) = pool_shape(case)?;
+    let out_dims = shape.output_dims();
+    let grad_output = input_of(case, "grad_output", &out_dims)?;
+    let mut output = unwritten(grad_output.len());
+    let mut argmax = vec![0u32; grad_output.len()];
+    max_pool2d_forward(&shape, input.data(), &mut output, &mut argmax);
+    let mut grad_input = unwritten(input.len());
+    max_pool2d_backward(&shape, grad_output.data(), &argmax, &mut grad_input);
+    Ok(vec![
+        compare(case, "output", &output, &out_dims)?,
+        compare(case, "grad_input", &grad_input, input.shape())?,
+    ])
+}
+
+/// Average pooling; `count_include_pad` says whether padding counts in the divisor.
+fn avg_pool(case: &Case, count_include_pad: bool) -> Result<Vec<Compared>> {
+    let (shape, input) = pool_shape(case)?;
+    let out_dims = shape.output_dims();
+    let grad_output = input_of(case, "grad_output", &out_dims)?;
+    let mut output = unwritten(grad_output.len());
+    avg_pool2d_forward(&shape, count_include_pad, input.data(), &mut output);
+    let mut grad_input = unwritten(input.len());
+    avg_pool2d_backward(
+        &shape,
+        count_include_pad,
+        grad_output.data(),
+        &mut grad_input,
+    );
+    Ok(vec![
+        compare(case, "output", &output, &out_dims)?,
+        compare(case, "grad_input", &grad_input, input.shape())?,
+    ])
+}
+
+fn run_avg_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
+    avg_pool(case, true)
+}
+
+fn run_avg_exclude_pad_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
+    avg_pool(case, false)
+}
+
+/// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown` where there is none.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                (key.trim() == "model name").then(|| value.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// The SIMD path the kernels take: `GANGLION_FORCE_ISA` when set, else the best detected.
+fn isa() -> String {
+    match std::env::var("GANGLION_FORCE_ISA") {
+        Ok(forced) if !forced.is_empty() => {
+            return format!("{forced} (forced by GANGLION_FORCE_ISA)");
+        }
+        _ => {}
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            return "avx512".to_string();
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return "avx2-fma".to_string();
+        }
+    }
+    "scalar".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compared(tensor: &'static str, max_abs_err: f32) -> Compared {
+        Compared {
+            tensor,
+            check: Check {
+                max_abs_err,
+                tolerance: 1e-4,
+            },
+        }
+    }
+
+    #[test]
+    fn the_verdict_takes_the_largest_error_and_names_what_is_off() {
+        let ok = verdict(&[compared("output", 1e-6), compared("grad_input", 3e-5)]);
+        assert_eq!(ok, Outcome::Passed(3e-5));
+        let off = verdict(&[compared("output", 1e-6), compared("grad_weight", 0.5)]);
+        let Outcome::Failed {
+            max_abs_err,
+            reason,
+        } = off
+        else {
+            panic!("expected a failure, got {off:?}");
+        };
+        assert_eq!(max_abs_err, Some(0.5));
+        assert!(
+            reason.contains("grad_weight") && !reason.contains("output"),
+            "{reason}"
+        );
+        assert!(matches!(verdict(&[]), Outcome::Failed { .. }));
+    }
+
+    #[test]
+    fn unknown_and_missing_ops_are_skipped_or_failed() {
+        let mut case = Case {
+            name: "x".to_string(),
+            op: "linear".to_string(),
+            params: Default::default(),
+            tensors: Default::default(),
+        };
+        let mut ws = Workspaces::default();
+        assert!(matches!(run_case(&case, &mut ws), Outcome::Skipped(_)));
+        case.op.clear();
+        assert!(matches!(run_case(&case, &mut ws), Outcome::Failed { .. }));
+        case.op = "conv2d".to_string();
+        let Outcome::Failed { reason, .. } = run_case(&case, &mut ws) else {
+            panic!("a conv2d case without parameters must fail");
+        };
+        assert!(reason.contains("stride"), "{reason}");
+    }
+}
