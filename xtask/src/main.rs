@@ -1,4 +1,56 @@
-//! `cargo xtask`: the project's chores (benchmarks, data sets).
-fn main() {
-    eprintln!("usage: cargo xtask <bench|data> ...");
+//! `cargo xtask`: the project's chores, one module per task (`bench`).
+#![deny(missing_docs)]
+
+mod bench;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  bench    time the convolution layer suite against this machine's FMA peak and sgemm
+           (cargo xtask bench --help for its options)";
+
+/// The workspace root: xtask sits one level below it.
+fn project_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let help = |a: &String| a == "--help" || a == "-h";
+    let result = match task.as_deref() {
+        Some("bench") if rest.iter().any(help) => {
+            println!("{}", bench::USAGE);
+            Ok(())
+        }
+        Some("bench") => bench::BenchArgs::parse(rest).and_then(|a| bench::run(&a)),
+        Some("--help" | "-h") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown task `{other}`\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -56,7 +56,11 @@ pub fn limit(mut set: data::Dataset, limit: Option<usize>) -> data::Dataset {
 }
 
 /// Checks that a model's input shape accepts the data set's images.
-pub fn check_shapes(model_input: Option<&[usize]>, data_shape: [usize; 3], model: &str) -> Result<()> {
+pub fn check_shapes(
+    model_input: Option<&[usize]>,
+    data_shape: [usize; 3],
+    model: &str,
+) -> Result<()> {
     if let Some(want) = model_input
         && want != data_shape
     {
@@ -86,6 +90,12 @@ pub fn check_dir(dir: &Path, flag: &str) -> Result<()> {
     }
     std::fs::metadata(dir)
         .map(|_| ())
-        .or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+        .or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
         .with_context(|| format!("{flag} {}: cannot read", dir.display()))
 }

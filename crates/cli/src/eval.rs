@@ -48,10 +48,17 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     }
     threads::configure(args.threads)?;
     let loaded = weights::load(&args.weights, args.model.as_deref())?;
-    let data_dir = args.data.clone().unwrap_or_else(|| args.dataset.default_dir());
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| args.dataset.default_dir());
     datasets::check_dir(&data_dir, "--data")?;
     let test = datasets::limit(args.dataset.load(&data_dir)?.test, args.test_limit);
-    let name = loaded.model.architecture().unwrap_or("the model").to_string();
+    let name = loaded
+        .model
+        .architecture()
+        .unwrap_or("the model")
+        .to_string();
     datasets::check_shapes(loaded.model.input_shape(), test.image_shape(), &name)?;
     let classes = loaded.model.num_classes().unwrap_or(usize::MAX);
     if test.num_classes() > classes {

@@ -138,10 +138,16 @@ fn validate(args: &TrainArgs) -> Result<()> {
         bail!("--lr must be a positive number, got {}", args.lr);
     }
     if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
-        bail!("--weight-decay must be zero or positive, got {}", args.weight_decay);
+        bail!(
+            "--weight-decay must be zero or positive, got {}",
+            args.weight_decay
+        );
     }
     if !(0.0..1.0).contains(&args.label_smoothing) {
-        bail!("--label-smoothing must be in [0, 1), got {}", args.label_smoothing);
+        bail!(
+            "--label-smoothing must be in [0, 1), got {}",
+            args.label_smoothing
+        );
     }
     if args.train_limit == Some(0) || args.test_limit == Some(0) {
         bail!("--train-limit and --test-limit must be at least 1");
@@ -238,7 +244,10 @@ fn build_schedule(args: &TrainArgs, steps_per_epoch: u64) -> Result<Box<dyn Sche
 pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     validate(args)?;
     threads::configure(args.threads)?;
-    let data_dir = args.data.clone().unwrap_or_else(|| args.dataset.default_dir());
+    let data_dir = args
+        .data
+        .clone()
+        .unwrap_or_else(|| args.dataset.default_dir());
     datasets::check_dir(&data_dir, "--data")?;
     let split = args.dataset.load(&data_dir)?;
     let train_set = datasets::limit(split.train, args.train_limit);
@@ -284,15 +293,15 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         "threads": rayon_threads(),
         "version": env!("CARGO_PKG_VERSION"),
     });
-    atomic::write(&out.join("config.json"), serde_json::to_string_pretty(&config)?.as_bytes())?;
+    atomic::write(
+        &out.join("config.json"),
+        serde_json::to_string_pretty(&config)?.as_bytes(),
+    )?;
 
     let mut meta = ModelMeta::for_model(model.as_ref());
     meta.normalize_mean = Some(normalize.mean.clone());
     meta.normalize_std = Some(normalize.std.clone());
-    meta.classes = train_loader
-        .dataset()
-        .class_names()
-        .map(<[String]>::to_vec);
+    meta.classes = train_loader.dataset().class_names().map(<[String]>::to_vec);
 
     println!(
         "training {} ({} parameters) on {} ({} train / {} test images) for {} epochs, {} threads -> {}",

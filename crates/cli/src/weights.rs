@@ -17,12 +17,18 @@ pub struct Loaded {
 /// (a state dict saved from PyTorch).
 pub fn load(path: &Path, architecture: Option<&str>) -> Result<Loaded> {
     if path.is_dir() {
-        bail!("--weights {}: is a directory, expected a .safetensors file", path.display());
+        bail!(
+            "--weights {}: is a directory, expected a .safetensors file",
+            path.display()
+        );
     }
     if let Some(name) = architecture
         && !models::ZOO.contains(&name)
     {
-        bail!("unknown model `{name}`; the zoo has: {}", models::ZOO.join(", "));
+        bail!(
+            "unknown model `{name}`; the zoo has: {}",
+            models::ZOO.join(", ")
+        );
     }
     let (mut model, meta) = models::load(path, architecture)
         .with_context(|| format!("cannot load weights from {}", path.display()))?;
