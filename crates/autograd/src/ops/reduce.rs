@@ -1,0 +1,150 @@
+//! Fixed-order `f64` reductions over `f32` slices and per-channel loops over NCHW planes:
+//! eight interleaved partial sums (so the compiler can vectorise them) combined in one order,
+//! so results never depend on how work is split over threads.
+
+use rayon::prelude::*;
+
+/// Partial sums per reduction.
+const LANES: usize = 8;
+
+/// `sum_i f(a[i], b[i])` for each of `K` functions at once, in `f64` with [`LANES`] partial
+/// sums per function.
+#[inline(always)]
+fn lanes2<const K: usize>(a: &[f32], b: &[f32], f: impl Fn(f64, f64) -> [f64; K]) -> [f64; K] {
+    let mut acc = [[0.0f64; LANES]; K];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for l in 0..LANES {
+            let v = f(xa[l] as f64, xb[l] as f64);
+            for k in 0..K {
+                acc[k][l] += v[k];
+            }
+        }
+    }
+    let mut out = [0.0f64; K];
+    for (o, lanes) in out.iter_mut().zip(&acc) {
+        *o = lanes.iter().sum();
+    }
+    for (&x, &y) in ta.iter().zip(tb) {
+        let v = f(x as f64, y as f64);
+        for k in 0..K {
+            out[k] += v[k];
+        }
+    }
+    out
+}
+
+/// `sum(x)`.
+pub(crate) fn sum(x: &[f32]) -> f64 {
+    lanes2(x, x, |v, _| [v])[0]
+}
+
+/// `sum((x - mu)^2)`.
+pub(crate) fn sum_sq_dev(x: &[f32], mu: f64) -> f64 {
+    lanes2(x, x, |v, _| [(v - mu) * (v - mu)])[0]
+}
+
+/// `(sum(g), sum(g * (x - mu)))`.
+pub(crate) fn sum_and_dot_dev(g: &[f32], x: &[f32], mu: f64) -> (f64, f64) {
+    let [s, d] = lanes2(g, x, |g, x| [g, g * (x - mu)]);
+    (s, d)
+}
+
+/// Channel `ch`'s `hw`-long planes of an `[n, c, h, w]` buffer, batch item after batch item.
+pub(crate) fn planes(data: &[f32], c: usize, hw: usize, ch: usize) -> impl Iterator<Item = &[f32]> {
+    data.chunks_exact(hw.max(1))
+        .skip(ch)
+        .step_by(c.max(1))
+        .take(if hw == 0 { 0 } else { usize::MAX })
+}
+
+/// Below this many elements per call, per-channel and per-plane loops stay on one thread.
+const PAR_MIN: usize = 1 << 15;
+
+/// `out[ch] = f(ch)` for every channel, over threads when `work` (elements read) is large.
+pub(crate) fn for_each_channel(out: &mut [f32], work: usize, f: impl Fn(usize) -> f32 + Sync) {
+    if work < PAR_MIN {
+        out.iter_mut().enumerate().for_each(|(ch, o)| *o = f(ch));
+    } else {
+        out.par_iter_mut()
+            .enumerate()
+            .for_each(|(ch, o)| *o = f(ch));
+    }
+}
+
+/// `(a[ch], b[ch]) = f(ch)` for every channel, over threads when `work` is large.
+pub(crate) fn for_each_channel2(
+    a: &mut [f32],
+    b: &mut [f32],
+    work: usize,
+    f: impl Fn(usize) -> (f32, f32) + Sync,
+) {
+    let body = |(ch, (a, b)): (usize, (&mut f32, &mut f32))| (*a, *b) = f(ch);
+    if work < PAR_MIN {
+        a.iter_mut().zip(b.iter_mut()).enumerate().for_each(body);
+    } else {
+        a.par_iter_mut()
+            .zip(b.par_iter_mut())
+            .enumerate()
+            .for_each(body);
+    }
+}
+
+/// Calls `f(plane_index, out_plane, in_plane)` for each `hw`-long plane of `out` and `x`,
+/// over threads when large; plane `k` belongs to channel `k % c`.
+pub(crate) fn for_each_plane(
+    out: &mut [f32],
+    x: &[f32],
+    hw: usize,
+    f: impl Fn(usize, &mut [f32], &[f32]) + Sync,
+) {
+    if hw == 0 {
+        return;
+    }
+    let body = |(k, (o, x)): (usize, (&mut [f32], &[f32]))| f(k, o, x);
+    if out.len() < PAR_MIN {
+        out.chunks_exact_mut(hw)
+            .zip(x.chunks_exact(hw))
+            .enumerate()
+            .for_each(body);
+    } else {
+        out.par_chunks_exact_mut(hw)
+            .zip(x.par_chunks_exact(hw))
+            .enumerate()
+            .with_min_len((PAR_MIN / hw).max(1))
+            .for_each(body);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_match_naive_f64() {
+        let x: Vec<f32> = (0..37).map(|i| (i as f32 * 0.7).sin()).collect();
+        let g: Vec<f32> = (0..37).map(|i| (i as f32 * 0.3).cos()).collect();
+        let naive: f64 = x.iter().map(|&v| v as f64).sum();
+        assert!((sum(&x) - naive).abs() < 1e-12);
+        let mu = 0.25;
+        let sq: f64 = x.iter().map(|&v| (v as f64 - mu).powi(2)).sum();
+        assert!((sum_sq_dev(&x, mu) - sq).abs() < 1e-12);
+        let (s, d) = sum_and_dot_dev(&g, &x, mu);
+        let dn: f64 = g
+            .iter()
+            .zip(&x)
+            .map(|(&g, &x)| g as f64 * (x as f64 - mu))
+            .sum();
+        assert!((s - g.iter().map(|&v| v as f64).sum::<f64>()).abs() < 1e-12);
+        assert!((d - dn).abs() < 1e-12);
+    }
+
+    #[test]
+    fn planes_walk_one_channel() {
+        let data: Vec<f32> = (0..2 * 3 * 2).map(|i| i as f32).collect();
+        let got: Vec<&[f32]> = planes(&data, 3, 2, 1).collect();
+        assert_eq!(got, vec![&[2.0, 3.0][..], &[8.0, 9.0][..]]);
+        assert_eq!(planes(&[], 3, 0, 1).count(), 0);
+    }
+}
