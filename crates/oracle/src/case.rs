@@ -224,7 +224,10 @@ mod tests {
         assert_eq!(conv.tensor("input").unwrap().shape(), &[4, 3, 14, 13]);
         let pool = cases.iter().find(|c| c.name == "pool_000").unwrap();
         assert!(pool.bool("ceil_mode").unwrap());
-        let ce = cases.iter().find(|c| c.name == "cross_entropy_001").unwrap();
+        let ce = cases
+            .iter()
+            .find(|c| c.name == "cross_entropy_001")
+            .unwrap();
         assert!((ce.f64("label_smoothing").unwrap() - 0.1).abs() < 1e-12);
         assert!(conv.tensor("nope").is_err());
     }

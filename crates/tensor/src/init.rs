@@ -46,7 +46,12 @@ pub fn kaiming_uniform(shape: &[usize], a: f32, rng: &mut Rng) -> Tensor {
 /// `kaiming_normal_(w, a, mode='fan_in')`: `N(0, std^2)` with `std = gain / sqrt(fan_in)`.
 pub fn kaiming_normal(shape: &[usize], a: f32, rng: &mut Rng) -> Tensor {
     let (fan_in, _) = fans(shape);
-    normal(shape, 0.0, leaky_relu_gain(a) / (fan_in.max(1) as f32).sqrt(), rng)
+    normal(
+        shape,
+        0.0,
+        leaky_relu_gain(a) / (fan_in.max(1) as f32).sqrt(),
+        rng,
+    )
 }
 
 /// `xavier_uniform_(w, gain)`: `U(-b, b)` with `b = gain * sqrt(6 / (fan_in + fan_out))`.

@@ -210,7 +210,10 @@ mod tests {
     fn binary_ops_check_shapes() {
         let a = Tensor::ones(&[2, 2]);
         let b = Tensor::ones(&[4]);
-        assert!(matches!(a.add(&b), Err(TensorError::ShapeMismatch { op: "add", .. })));
+        assert!(matches!(
+            a.add(&b),
+            Err(TensorError::ShapeMismatch { op: "add", .. })
+        ));
         assert_eq!(a.add(&a).unwrap().data(), &[2.0; 4]);
         assert_eq!(a.scale(3.0).sub(&a).unwrap().data(), &[2.0; 4]);
     }

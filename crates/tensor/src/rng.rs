@@ -36,7 +36,8 @@ impl Rng {
     /// An independent generator for sub-stream `stream` of this seed (a worker, an epoch, a
     /// layer), so that work split over threads draws the same numbers whatever the split.
     pub fn fork(&self, stream: u64) -> Self {
-        let mut sm = self.s[0] ^ self.s[3].rotate_left(17) ^ stream.wrapping_mul(0xD134_2543_DE82_EF95);
+        let mut sm =
+            self.s[0] ^ self.s[3].rotate_left(17) ^ stream.wrapping_mul(0xD134_2543_DE82_EF95);
         Self::seed_from(splitmix64(&mut sm))
     }
 
