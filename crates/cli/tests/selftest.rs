@@ -1,5 +1,6 @@
 //! `ganglion selftest` end to end: the bundled cases, and directories of cases it has never seen
-//! (perturbed, hand-made, unknown op, garbage, missing tensor, missing directory).
+//! (perturbed, hand-made, unknown op, garbage, missing tensor, out-of-range target, missing
+//! directory).
 
 use assert_cmd::Command;
 use ganglion_oracle::{Case, bundled_dir, load_case};
@@ -77,37 +78,43 @@ fn rewrite(case: &Case, path: &Path, edit: impl FnOnce(&mut Vec<(String, Vec<usi
     write_case(path, &case.op, &params, &refs);
 }
 
+fn bundled(name: &str) -> Case {
+    load_case(&bundled_dir().join(format!("{name}.safetensors"))).unwrap()
+}
+
 fn bundled_conv() -> Case {
-    load_case(&bundled_dir().join("conv2d_000.safetensors")).unwrap()
+    bundled("conv2d_000")
+}
+
+/// The data of tensor `name` among rewritten tensors.
+fn data_of<'a>(tensors: &'a mut [(String, Vec<usize>, Vec<f32>)], name: &str) -> &'a mut Vec<f32> {
+    &mut tensors.iter_mut().find(|(n, _, _)| n == name).unwrap().2
 }
 
 #[test]
-fn the_bundled_cases_pass_and_the_other_ops_are_skipped() {
+fn every_bundled_case_passes() {
     // From a directory without tests/fixtures, the compiled-in bundled path is used.
     let cwd = tempfile::tempdir().unwrap();
     let (ok, stdout, stderr) = stdout_of(selftest().current_dir(cwd.path()));
     assert!(ok, "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].starts_with("cpu: "), "{stdout}");
-    assert_eq!(lines[lines.len() - 1], "80 passed, 0 failed");
-    assert_eq!(
-        lines[lines.len() - 2],
-        "120 skipped (ops not implemented: batchnorm2d_train, cross_entropy, linear)"
-    );
-    for prefix in ["linear_", "cross_entropy_", "batchnorm2d_"] {
-        let skipped = lines
-            .iter()
-            .filter(|l| l.starts_with(prefix))
-            .collect::<Vec<_>>();
-        assert_eq!(skipped.len(), 40, "{prefix}");
+    assert_eq!(lines[lines.len() - 1], "200 passed, 0 failed");
+    assert!(!stdout.contains("skipped"), "{stdout}");
+    for (prefix, op) in [
+        ("conv2d_", "conv2d"),
+        ("pool_", "pool2d"),
+        ("linear_", "linear"),
+        ("cross_entropy_", "cross_entropy"),
+        ("batchnorm2d_", "batchnorm2d_train"),
+    ] {
+        let cases: Vec<&&str> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+        assert_eq!(cases.len(), 40, "{prefix}");
         assert!(
-            skipped
-                .iter()
-                .all(|l| l.contains("skipped") && !l.contains("pass"))
+            cases.iter().all(|l| l.contains(op) && l.ends_with(" pass")),
+            "{prefix}"
         );
     }
-    let passed = lines.iter().filter(|l| l.ends_with(" pass")).count();
-    assert_eq!(passed, 80);
     assert!(line_of(&stdout, "pool_000").contains("max_pool2d"));
 }
 
@@ -143,6 +150,82 @@ fn a_perturbed_output_fails_the_run() {
 }
 
 #[test]
+fn a_perturbed_running_variance_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = bundled("batchnorm2d_000");
+    rewrite(
+        &case,
+        &dir.path().join("batchnorm2d_000.safetensors"),
+        |_| {},
+    );
+    rewrite(
+        &case,
+        &dir.path().join("batchnorm2d_bad.safetensors"),
+        |tensors| data_of(tensors, "new_running_var")[1] += 0.25,
+    );
+    let (ok, stdout, _) = stdout_of(selftest().arg("--vectors").arg(dir.path()));
+    assert!(!ok, "{stdout}");
+    assert!(
+        line_of(&stdout, "batchnorm2d_000").ends_with(" pass"),
+        "{stdout}"
+    );
+    let bad = line_of(&stdout, "batchnorm2d_bad");
+    assert!(
+        bad.contains("FAIL") && bad.contains("new_running_var") && bad.contains("2.50e-1"),
+        "{bad}"
+    );
+    // Only the running variance is off; the other results still match.
+    assert!(
+        !bad.contains("new_running_mean") && !bad.contains("grad_"),
+        "{bad}"
+    );
+    assert!(stdout.ends_with("1 passed, 1 failed\n"), "{stdout}");
+}
+
+#[test]
+fn cross_entropy_targets_must_be_class_indices() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = bundled("cross_entropy_000");
+    let classes = case.tensor("logits").unwrap().shape()[1];
+    rewrite(&case, &dir.path().join("ce_range.safetensors"), |tensors| {
+        data_of(tensors, "target")[2] = classes as f32;
+    });
+    rewrite(
+        &case,
+        &dir.path().join("ce_fraction.safetensors"),
+        |tensors| {
+            data_of(tensors, "target")[0] = 1.5;
+        },
+    );
+    rewrite(&case, &dir.path().join("ce_count.safetensors"), |tensors| {
+        let target = tensors.iter_mut().find(|(n, _, _)| n == "target").unwrap();
+        target.2.pop();
+        target.1 = vec![target.2.len()];
+    });
+    let (ok, stdout, _) = stdout_of(selftest().arg("--vectors").arg(dir.path()));
+    assert!(!ok, "{stdout}");
+    let range = line_of(&stdout, "ce_range");
+    assert!(
+        range.contains("FAIL")
+            && range.contains(&format!(
+                "at batch index 2 is out of range for {classes} classes"
+            )),
+        "{range}"
+    );
+    let fraction = line_of(&stdout, "ce_fraction");
+    assert!(
+        fraction.contains("FAIL") && fraction.contains("1.5 at batch index 0 is not a class index"),
+        "{fraction}"
+    );
+    let count = line_of(&stdout, "ce_count");
+    assert!(
+        count.contains("FAIL") && count.contains("`target`"),
+        "{count}"
+    );
+    assert!(stdout.ends_with("0 passed, 3 failed\n"), "{stdout}");
+}
+
+#[test]
 fn new_shapes_and_unknown_ops_are_handled() {
     let dir = tempfile::tempdir().unwrap();
     // A 2x2 all-ones kernel over a 3x3 ramp, worked by hand: each output is a window sum, each
@@ -171,6 +254,22 @@ fn new_shapes_and_unknown_ops_are_handled() {
             ("grad_weight", &[1, 1, 2, 2], &[8.0, 12.0, 20.0, 24.0]),
         ],
     );
+    // y = x W^T + b for x = [1, 2]; with L = sum(y * go): dx = W^T go, dW = go x^T, db = go.
+    write_case(
+        &dir.path().join("linear_by_hand.safetensors"),
+        "linear",
+        &[],
+        &[
+            ("input", &[1, 2], &[1.0, 2.0]),
+            ("weight", &[3, 2], &[1.0, 0.0, 0.0, 1.0, 1.0, 1.0]),
+            ("bias", &[3], &[0.5, -1.0, 0.0]),
+            ("output", &[1, 3], &[1.5, 1.0, 3.0]),
+            ("grad_output", &[1, 3], &[1.0, 2.0, 3.0]),
+            ("grad_input", &[1, 2], &[4.0, 5.0]),
+            ("grad_weight", &[3, 2], &[1.0, 2.0, 2.0, 4.0, 3.0, 6.0]),
+            ("grad_bias", &[3], &[1.0, 2.0, 3.0]),
+        ],
+    );
     write_case(
         &dir.path().join("mystery_000.safetensors"),
         "frobnicate",
@@ -179,17 +278,16 @@ fn new_shapes_and_unknown_ops_are_handled() {
     );
     let (ok, stdout, stderr) = stdout_of(selftest().arg("--vectors").arg(dir.path()));
     assert!(ok, "{stdout}\n{stderr}");
-    assert!(
-        line_of(&stdout, "conv2d_by_hand").ends_with(" pass"),
-        "{stdout}"
-    );
+    for name in ["conv2d_by_hand", "linear_by_hand"] {
+        assert!(line_of(&stdout, name).ends_with(" pass"), "{stdout}");
+    }
     let mystery = line_of(&stdout, "mystery_000");
     assert!(
         mystery.contains("skipped") && mystery.contains("frobnicate"),
         "{mystery}"
     );
     assert!(
-        stdout.ends_with("1 skipped (ops not implemented: frobnicate)\n1 passed, 0 failed\n"),
+        stdout.ends_with("1 skipped (ops not implemented: frobnicate)\n2 passed, 0 failed\n"),
         "{stdout}"
     );
 }
