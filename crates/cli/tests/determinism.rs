@@ -1,7 +1,7 @@
 //! The same seed gives bit-identical weights and metrics, whatever the thread count.
 
 use assert_cmd::Command;
-use ganglion::models::{self, Module as _};
+use ganglion::models;
 use std::path::{Path, PathBuf};
 
 fn train(out: &Path, threads: &str, seed: &str) {
