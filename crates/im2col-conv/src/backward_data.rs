@@ -1,0 +1,134 @@
+//! Backward-data (input gradient) by GEMM + col2im: per image, pixel tile and group,
+//! `col_g = W_g^T x dY_g`, then the columns are scatter-added into `dX`.
+
+use crate::gemm::{Beta, MatMut, MatRef, gemm};
+use crate::im2col::Taps;
+use crate::params::assert_len;
+use crate::plan::{Par, Plan, enough_tasks, for_chunks};
+use crate::{Conv2dShape, ConvWorkspace};
+use rayon::prelude::*;
+
+/// Input gradient of a convolution: `grad_input = d(sum(output * grad_output)) / d input`,
+/// overwriting `grad_input`.
+///
+/// `grad_output` is `[n, cout, out_h, out_w]`, `weight` `[cout, cin/groups, kh, kw]` and
+/// `grad_input` `[n, cin, h, w]`. The result does not depend on the rayon thread count: every
+/// element of `grad_input` receives its contributions in the same order (pixel tile, then
+/// kernel tap, then output pixel).
+///
+/// # Panics
+/// If a slice length disagrees with `shape`, or `shape` was edited into one
+/// [`Conv2dShape::new`] rejects.
+pub fn conv2d_backward_data(
+    shape: &Conv2dShape,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    const OP: &str = "conv2d_backward_data";
+    shape.assert_valid(OP);
+    assert_len(OP, "grad_output", grad_output.len(), shape.output_len());
+    assert_len(OP, "weight", weight.len(), shape.weight_len());
+    assert_len(OP, "grad_input", grad_input.len(), shape.input_len());
+    let plan = Plan::new(shape);
+    let bwd = BackwardData {
+        plan,
+        taps: Taps::new(shape),
+        weight,
+    };
+    let threads = rayon::current_num_threads();
+    if enough_tasks(shape.n, threads) {
+        let per = shape.n.div_ceil(threads);
+        let slots = ws.slots(shape.n.div_ceil(per), plan.col_len(), 0);
+        grad_input
+            .par_chunks_mut(per * plan.in_img)
+            .zip(grad_output.par_chunks(per * plan.out_img))
+            .zip(slots.par_iter_mut())
+            .for_each(|((dx, dy), slot)| {
+                for (dx_img, dy_img) in dx.chunks_mut(plan.in_img).zip(dy.chunks(plan.out_img)) {
+                    bwd.image(dy_img, dx_img, &mut slot.col, Par::Seq);
+                }
+            });
+    } else {
+        let slot = &mut ws.slots(1, plan.col_len(), 0)[0];
+        for (dx_img, dy_img) in grad_input
+            .chunks_mut(plan.in_img)
+            .zip(grad_output.chunks(plan.out_img))
+        {
+            bwd.image(dy_img, dx_img, &mut slot.col, Par::Split(threads));
+        }
+    }
+}
+
+/// What every task of one backward-data call shares.
+struct BackwardData<'a> {
+    plan: Plan,
+    taps: Taps,
+    weight: &'a [f32],
+}
+
+impl BackwardData<'_> {
+    /// Rows `r0..r0 + rows` of `W_g^T` (`[cin/g*kh*kw, cout/g]`), read in place from the OIHW
+    /// weight: element `(i, j)` is `W[g * cout/g + j, r0 + i]`.
+    fn weight_t(&self, g: usize, r0: usize, rows: usize) -> MatRef<'_> {
+        let p = &self.plan;
+        let at = g * p.cout_g * p.k_g + r0;
+        MatRef::new(&self.weight[at..], rows, p.cout_g, 1, p.k_g)
+    }
+
+    /// One image: `dy` is `[cout, out_h, out_w]`, `dx` is `[cin, h, w]`.
+    fn image(&self, dy: &[f32], dx: &mut [f32], col: &mut [f32], par: Par) {
+        let p = &self.plan;
+        if p.pointwise {
+            // The input gradient is its own column matrix: one GEMM per group, no scatter.
+            self.gemm_tile(dy, (0, p.pixels), dx, p.pixels, par);
+            return;
+        }
+        dx.fill(0.0);
+        for (t0, t1) in p.tiles() {
+            let len = t1 - t0;
+            let col = &mut col[..p.k_all * len];
+            self.gemm_tile(dy, (t0, t1), col, len, par);
+            let col: &[f32] = col;
+            for_chunks(dx, p.plane, par, |c, plane| {
+                let rows = &col[c * p.taps * len..(c + 1) * p.taps * len];
+                self.taps.col2im(rows, t0, t1, plane);
+            });
+        }
+    }
+
+    /// `C_g = W_g^T x dY_g[:, t0..t1]` for every group, overwriting `c`, which holds the
+    /// `k_all` rows (row stride `c_rs`) of the tile.
+    fn gemm_tile(
+        &self,
+        dy: &[f32],
+        (t0, t1): (usize, usize),
+        c: &mut [f32],
+        c_rs: usize,
+        par: Par,
+    ) {
+        let p = &self.plan;
+        let len = t1 - t0;
+        let rb = Plan::row_block(p.k_g, par);
+        for_chunks(c, p.k_g * c_rs, par, |g, c_g| {
+            let dy_g = MatRef::new(
+                &dy[g * p.cout_g * p.pixels + t0..],
+                p.cout_g,
+                len,
+                p.pixels,
+                1,
+            );
+            for_chunks(c_g, rb * c_rs, par, |blk, c_rows| {
+                let rows = c_rows.len() / c_rs;
+                let w_t = self.weight_t(g, blk * rb, rows);
+                gemm(
+                    w_t,
+                    dy_g,
+                    Beta::Overwrite,
+                    MatMut::new(c_rows, rows, len, c_rs),
+                );
+            });
+        });
+    }
+}

@@ -1,0 +1,348 @@
+//! Error messages, the 1x1 path, thread-count determinism, multi-tile images, workspace reuse
+//! and the tensor-level API.
+
+mod common;
+
+use common::{Operands, Results, check_against_f64, fast, reference_f32, reference_f64};
+use ganglion_im2col_conv::{
+    Conv2dParams, Conv2dShape, ConvError, ConvWorkspace, conv2d, conv2d_backward, conv2d_forward,
+};
+use ganglion_tensor::Tensor;
+
+fn shape(input: [usize; 4], weight: [usize; 4], params: Conv2dParams) -> Conv2dShape {
+    Conv2dShape::new(input, weight, params).unwrap()
+}
+
+fn error(input: [usize; 4], weight: [usize; 4], params: Conv2dParams) -> String {
+    Conv2dShape::new(input, weight, params)
+        .unwrap_err()
+        .to_string()
+}
+
+fn bits(r: &Results<f32>) -> Vec<Vec<u32>> {
+    [&r.output, &r.grad_input, &r.grad_weight, &r.grad_bias]
+        .iter()
+        .map(|v| v.iter().map(|x| x.to_bits()).collect())
+        .collect()
+}
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn invalid_geometry_is_an_error_naming_the_shapes() {
+    let p = Conv2dParams::default();
+    assert_eq!(
+        error([2, 0, 5, 5], [4, 0, 3, 3], p),
+        "conv2d: input shape [2, 0, 5, 5] has a zero dimension"
+    );
+    assert_eq!(
+        error([2, 3, 5, 5], [4, 3, 0, 3], p),
+        "conv2d: weight shape [4, 3, 0, 3] has a zero dimension"
+    );
+    assert_eq!(
+        error([1, 3, 5, 5], [4, 3, 3, 3], p.with_stride(0)),
+        "conv2d: stride [0, 0] must be at least 1 on both axes"
+    );
+    let no_dilation = Conv2dParams {
+        dilation: [1, 0],
+        ..p
+    };
+    assert_eq!(
+        error([1, 3, 5, 5], [4, 3, 3, 3], no_dilation),
+        "conv2d: dilation [1, 0] must be at least 1 on both axes"
+    );
+    assert_eq!(
+        error([1, 4, 5, 5], [4, 4, 3, 3], p.with_groups(0)),
+        "conv2d: groups must be at least 1 (input [1, 4, 5, 5], weight [4, 4, 3, 3])"
+    );
+    assert_eq!(
+        error([1, 4, 5, 5], [3, 1, 3, 3], p.with_groups(3)),
+        "conv2d: groups 3 does not divide the 4 input channels of input [1, 4, 5, 5]"
+    );
+    assert_eq!(
+        error([1, 4, 5, 5], [3, 2, 3, 3], p.with_groups(2)),
+        "conv2d: groups 2 does not divide the 3 output channels of weight [3, 2, 3, 3]"
+    );
+    assert_eq!(
+        error([1, 3, 5, 5], [4, 2, 3, 3], p),
+        "conv2d: input [1, 3, 5, 5] has 3 channels but weight [4, 2, 3, 3] expects 2 \
+         (2 per group x 1 groups)"
+    );
+    assert_eq!(
+        error([1, 1, 4, 9], [1, 1, 3, 3], p.with_dilation(2)),
+        "conv2d: dilated kernel [5, 5] (kernel [3, 3], dilation [2, 2]) is larger than the \
+         padded input [4, 9] (input [1, 1, 4, 9], padding [0, 0])"
+    );
+    let huge = Conv2dShape::new([usize::MAX / 2, 2, 2, 2], [1, 2, 1, 1], p);
+    assert!(matches!(huge, Err(ConvError::TooLarge { .. })), "{huge:?}");
+    // Padding makes room for a kernel larger than the input.
+    assert!(Conv2dShape::new([1, 1, 2, 2], [1, 1, 4, 4], p.with_padding(1)).is_ok());
+}
+
+#[test]
+fn tensor_api_rejects_bad_tensors() {
+    let x = Tensor::zeros(&[1, 2, 5, 5]);
+    let w = Tensor::zeros(&[3, 2, 3, 3]);
+    let p = Conv2dParams::default();
+    let rank = conv2d(&Tensor::zeros(&[2, 5, 5]), &w, None, p).unwrap_err();
+    assert_eq!(
+        rank.to_string(),
+        "conv2d: input must be rank 4 (NCHW) but has shape [2, 5, 5]"
+    );
+    let bias = conv2d(&x, &w, Some(&Tensor::zeros(&[2])), p).unwrap_err();
+    assert_eq!(
+        bias.to_string(),
+        "conv2d: bias has shape [2] but [3] was expected for input [1, 2, 5, 5] \
+         and weight [3, 2, 3, 3]"
+    );
+    let gy = conv2d_backward(&x, &w, &Tensor::zeros(&[1, 3, 4, 3]), p, true).unwrap_err();
+    assert!(
+        gy.to_string()
+            .contains("grad_output has shape [1, 3, 4, 3] but [1, 3, 3, 3]"),
+        "{gy}"
+    );
+    let w4 = Tensor::zeros(&[4, 2, 3, 3]);
+    let groups = conv2d(&x, &w4, None, p.with_groups(2)).unwrap_err();
+    assert!(
+        matches!(groups, ConvError::ChannelMismatch { .. }),
+        "{groups}"
+    );
+}
+
+#[test]
+fn tensor_api_matches_reference() {
+    let params = Conv2dParams {
+        stride: [2, 1],
+        padding: [1, 2],
+        dilation: [1, 2],
+        groups: 3,
+    };
+    let s = shape([2, 6, 7, 9], [9, 2, 3, 2], params);
+    let ops = Operands::random(&s, true, 7);
+    let want = reference_f32(&s, &ops);
+    let t = |dims: [usize; 4], v: &[f32]| Tensor::new(&dims, v.to_vec()).unwrap();
+    let x = t(s.input_dims(), &ops.input);
+    let w = t(s.weight_dims(), &ops.weight);
+    let b = Tensor::new(&[9], ops.bias.clone().unwrap()).unwrap();
+    let y = conv2d(&x, &w, Some(&b), params).unwrap();
+    assert_eq!(y.shape(), &s.output_dims());
+    let grads =
+        conv2d_backward(&x, &w, &t(s.output_dims(), &ops.grad_output), params, true).unwrap();
+    let got = Results {
+        output: y.into_vec(),
+        grad_input: grads.grad_input.into_vec(),
+        grad_weight: grads.grad_weight.into_vec(),
+        grad_bias: grads.grad_bias.unwrap().into_vec(),
+    };
+    let wide = |v: &[f32]| common::widen(v);
+    let want = Results {
+        output: wide(&want.output),
+        grad_input: wide(&want.grad_input),
+        grad_weight: wide(&want.grad_weight),
+        grad_bias: wide(&want.grad_bias),
+    };
+    check_against_f64(&s, &got, &want, 1e-5).unwrap();
+}
+
+#[test]
+fn pointwise_convolutions_skip_im2col_and_match_reference() {
+    // Dilation does not matter for a 1x1 kernel: still the direct path.
+    let dilated = Conv2dParams::default().with_groups(2).with_dilation(3);
+    for (s, direct) in [
+        (shape([3, 6, 5, 7], [4, 3, 1, 1], dilated), true),
+        (
+            shape([1, 8, 4, 4], [16, 8, 1, 1], Conv2dParams::default()),
+            true,
+        ),
+        (
+            shape(
+                [2, 4, 5, 7],
+                [3, 4, 1, 1],
+                Conv2dParams::default().with_stride(2),
+            ),
+            false,
+        ),
+        (
+            shape(
+                [2, 4, 5, 7],
+                [3, 4, 1, 1],
+                Conv2dParams::default().with_padding(1),
+            ),
+            false,
+        ),
+    ] {
+        let ops = Operands::random(&s, true, 11);
+        let mut ws = ConvWorkspace::new();
+        let mut out = vec![0.0; s.output_len()];
+        conv2d_forward(
+            &s,
+            &ops.input,
+            &ops.weight,
+            ops.bias.as_deref(),
+            &mut out,
+            &mut ws,
+        );
+        // The direct path needs no column buffer, so forward leaves the workspace empty.
+        assert_eq!(ws.allocated_floats() == 0, direct, "{s:?}");
+        let got = fast(&s, &ops, &mut ws);
+        check_against_f64(&s, &got, &reference_f64(&s, &ops), 1e-4).unwrap();
+    }
+}
+
+/// Shapes that take every split: a single image (split across threads), batches that do and
+/// do not divide the thread count, several weight blocks, and images of several pixel tiles.
+fn determinism_shapes() -> Vec<Conv2dShape> {
+    let pad = Conv2dParams::default().with_padding(1);
+    vec![
+        shape([1, 16, 12, 12], [32, 16, 3, 3], pad),
+        shape([2, 8, 9, 9], [8, 8, 3, 3], pad),
+        shape(
+            [5, 6, 11, 10],
+            [4, 3, 3, 2],
+            pad.with_groups(2).with_stride(2),
+        ),
+        shape([9, 4, 7, 7], [4, 1, 3, 3], pad.with_groups(4)),
+        shape([7, 8, 6, 6], [12, 8, 1, 1], Conv2dParams::default()),
+        shape([2, 64, 48, 48], [8, 64, 3, 3], pad),
+    ]
+}
+
+#[test]
+fn results_are_bit_identical_for_any_thread_count() {
+    for s in determinism_shapes() {
+        let ops = Operands::random(&s, true, 3);
+        let runs: Vec<_> = [1, 2, 3]
+            .into_iter()
+            .map(|t| in_pool(t, || bits(&fast(&s, &ops, &mut ConvWorkspace::new()))))
+            .collect();
+        assert!(runs[0] == runs[1], "1 vs 2 threads differ for {s:?}");
+        assert!(runs[0] == runs[2], "1 vs 3 threads differ for {s:?}");
+    }
+}
+
+#[test]
+fn backward_weight_is_bit_identical_in_one_and_three_thread_pools() {
+    // A batch large enough for several blocks and gradients with a wide dynamic range, so that
+    // any change of summation order would show in the low bits.
+    let s = shape(
+        [13, 6, 10, 10],
+        [8, 6, 3, 3],
+        Conv2dParams::default().with_padding(1),
+    );
+    let mut ops = Operands::random(&s, false, 5);
+    for (i, g) in ops.grad_output.iter_mut().enumerate() {
+        *g *= [1.0, 1e3, 1e-3][i % 3];
+    }
+    let run = |threads| {
+        in_pool(threads, || {
+            let mut gw = vec![0.0f32; s.weight_len()];
+            let mut gb = vec![0.0f32; s.cout];
+            let mut ws = ConvWorkspace::new();
+            ganglion_im2col_conv::conv2d_backward_weight(
+                &s,
+                &ops.input,
+                &ops.grad_output,
+                &mut gw,
+                Some(&mut gb),
+                &mut ws,
+            );
+            (
+                gw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                gb.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
+
+#[test]
+fn images_of_several_tiles_match_reference() {
+    let pad = Conv2dParams::default().with_padding(1);
+    for s in [
+        shape([2, 64, 48, 48], [8, 64, 3, 3], pad),
+        shape(
+            [1, 48, 128, 121],
+            [6, 24, 3, 2],
+            pad.with_groups(2).with_dilation(2).with_stride(2),
+        ),
+    ] {
+        // Enough column elements per image that the pixels are cut into tiles.
+        assert!(
+            s.cin * s.kh * s.kw * s.out_h() * s.out_w() > 1 << 19,
+            "{s:?}"
+        );
+        let ops = Operands::random(&s, true, 9);
+        let got = fast(&s, &ops, &mut ConvWorkspace::new());
+        check_against_f64(&s, &got, &reference_f64(&s, &ops), 1e-4).unwrap();
+    }
+}
+
+#[test]
+fn one_workspace_serves_shapes_in_any_order() {
+    let shapes = determinism_shapes();
+    let ops: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Operands::random(s, i % 2 == 0, i as u64))
+        .collect();
+    let fresh: Vec<_> = shapes
+        .iter()
+        .zip(&ops)
+        .map(|(s, o)| bits(&fast(s, o, &mut ConvWorkspace::new())))
+        .collect();
+    let mut ws = ConvWorkspace::new();
+    // Largest last, then back to the small ones: every buffer is reused at another size.
+    for round in 0..2 {
+        for i in [5, 0, 3, 1, 4, 2].into_iter().rev().chain([0, 5, 2]) {
+            assert!(
+                bits(&fast(&shapes[i], &ops[i], &mut ws)) == fresh[i],
+                "shape {i}, round {round}"
+            );
+        }
+    }
+    let warm = ws.allocated_floats();
+    for (s, o) in shapes.iter().zip(&ops) {
+        fast(s, o, &mut ws);
+    }
+    assert_eq!(
+        ws.allocated_floats(),
+        warm,
+        "a warm workspace does not grow"
+    );
+}
+
+#[test]
+#[should_panic(expected = "conv2d_forward: output has 3 elements but the shape needs 8")]
+fn wrong_slice_length_panics_naming_it() {
+    let s = shape([1, 1, 3, 3], [2, 1, 2, 2], Conv2dParams::default());
+    let mut out = vec![0.0; 3];
+    conv2d_forward(
+        &s,
+        &[0.0; 9],
+        &[0.0; 8],
+        None,
+        &mut out,
+        &mut ConvWorkspace::new(),
+    );
+}
+
+#[test]
+#[should_panic(expected = "is not a valid convolution shape")]
+fn hand_edited_invalid_shape_panics() {
+    let mut s = shape([1, 2, 3, 3], [2, 2, 2, 2], Conv2dParams::default());
+    s.params.groups = 0;
+    let mut gx = vec![0.0; s.input_len()];
+    ganglion_im2col_conv::conv2d_backward_data(
+        &s,
+        &[0.0; 8],
+        &[0.0; 16],
+        &mut gx,
+        &mut ConvWorkspace::new(),
+    );
+}

@@ -1,0 +1,40 @@
+//! Property test: the fast kernels agree with the `f64` reference on random shapes (batch 1-3,
+//! groups 1-3 with depthwise, odd sizes, non-square kernels, stride, padding, dilation).
+
+mod common;
+
+use common::{Operands, check_against_f64, fast, reference_f64, shapes};
+use ganglion_im2col_conv::ConvWorkspace;
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn fast_path_matches_f64_reference(
+        shape in shapes(1..=3, 1..=3, 1..=3, 1..=9, 1..=4),
+        with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        let ops = Operands::random(&shape, with_bias, seed);
+        let got = fast(&shape, &ops, &mut ConvWorkspace::new());
+        let want = reference_f64(&shape, &ops);
+        if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
+    #[test]
+    fn depthwise_matches_f64_reference(
+        shape in shapes(1..=3, 1..=6, 1..=1, 1..=9, 1..=4),
+        seed in 0u64..1000,
+    ) {
+        prop_assert_eq!(shape.cin, shape.params.groups);
+        let ops = Operands::random(&shape, true, seed);
+        let got = fast(&shape, &ops, &mut ConvWorkspace::new());
+        let want = reference_f64(&shape, &ops);
+        if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
