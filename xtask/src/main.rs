@@ -1,7 +1,8 @@
-//! `cargo xtask`: the project's chores, one module per task (`bench`).
+//! `cargo xtask`: the project's chores, one module per task (`bench`, `data`).
 #![deny(missing_docs)]
 
 mod bench;
+mod data;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,9 @@ usage: cargo xtask <task> [options]
 
 tasks:
   bench    time the convolution layer suite against this machine's FMA peak and sgemm
-           (cargo xtask bench --help for its options)";
+           (cargo xtask bench --help for its options)
+  data     fetch MNIST, Fashion-MNIST or CIFAR-10 and verify data sets on disk
+           (cargo xtask data --help for its options)";
 
 /// The workspace root: xtask sits one level below it.
 fn project_root() -> PathBuf {
@@ -33,6 +36,11 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("bench") => bench::BenchArgs::parse(rest).and_then(|a| bench::run(&a)),
+        Some("data") if rest.iter().any(help) => {
+            println!("{}", data::USAGE);
+            Ok(())
+        }
+        Some("data") => data::Task::parse(rest).and_then(|t| data::run(&t)),
         Some("--help" | "-h") => {
             println!("{USAGE}");
             Ok(())

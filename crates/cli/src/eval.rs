@@ -53,7 +53,9 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.dataset.default_dir());
     datasets::check_dir(&data_dir, "--data")?;
-    let test = datasets::limit(args.dataset.load(&data_dir)?.test, args.test_limit);
+    // An image folder is read at the size and channel count the model was trained on.
+    let folder = datasets::folder_options_for(loaded.model.input_shape());
+    let test = datasets::limit(args.dataset.load(&data_dir, &folder)?.test, args.test_limit);
     let name = loaded
         .model
         .architecture()

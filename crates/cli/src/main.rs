@@ -3,13 +3,21 @@
 #![deny(missing_docs)]
 
 mod atomic;
+mod checkpoint;
+mod data;
 mod datasets;
 mod eval;
+mod faults;
+mod field;
+mod picture;
+mod plot;
 mod predict;
 mod selftest;
+mod summary;
 mod threads;
 mod train;
 mod trainer;
+mod visualize;
 mod weights;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +42,14 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Check the kernels on this CPU against the PyTorch reference vectors.
     Selftest(selftest::SelftestArgs),
+    /// Inspect a data set: per-channel statistics (`stats`), sample pictures (`show`).
+    Data(data::DataArgs),
+    /// Show a model layer by layer: shapes, parameters, MACs, receptive fields.
+    Summary(summary::SummaryArgs),
+    /// Draw filters, feature maps or a receptive field as PNG files.
+    Visualize(visualize::VisualizeArgs),
+    /// Overlay the training curves of run directories in one SVG file.
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +59,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Selftest(args) => selftest::run(args),
+        Command::Data(args) => data::run(args),
+        Command::Summary(args) => summary::run(args),
+        Command::Visualize(args) => visualize::run(args),
+        Command::Plot(args) => plot::run(args),
     };
     match result {
         Ok(code) => code,

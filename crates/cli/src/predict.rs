@@ -1,11 +1,10 @@
 //! `ganglion predict`: the top classes of saved weights for image files.
 
 use crate::{datasets, weights};
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use ganglion::autograd::Graph;
 use ganglion::tensor::Tensor;
-use image::imageops::FilterType;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -33,40 +32,16 @@ pub struct PredictArgs {
     pub images: Vec<PathBuf>,
 }
 
-fn read_image(path: &Path, [c, h, w]: [usize; 3], invert: bool) -> Result<Vec<u8>> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(16_384);
-    limits.max_image_height = Some(16_384);
-    limits.max_alloc = Some(512 << 20);
-    let mut img = img;
-    img.limits(limits);
-    let img = img
-        .decode()
-        .with_context(|| format!("{}: not a readable PNG or JPEG image", path.display()))?;
-    let img = img.resize_exact(w as u32, h as u32, FilterType::Triangle);
-    let mut pixels = match c {
-        1 => img.to_luma8().into_raw(),
-        3 => {
-            // RGB interleaved -> planar CHW.
-            let rgb = img.to_rgb8().into_raw();
-            let mut planar = vec![0u8; 3 * h * w];
-            for (i, px) in rgb.chunks_exact(3).enumerate() {
-                for ch in 0..3 {
-                    planar[ch * h * w + i] = px[ch];
-                }
-            }
-            planar
-        }
-        _ => bail!("models with {c} input channels cannot read image files"),
-    };
-    if invert {
-        pixels.iter_mut().for_each(|p| *p = 255 - *p);
-    }
-    Ok(pixels)
+/// Reads an image file as `c` planar channels of `h x w` bytes (grey or RGB, resized),
+/// inverted when asked; shared with `visualize activations`. The file's size and the image's
+/// declared dimensions are checked before anything large is allocated.
+pub(crate) fn read_image(path: &Path, shape: [usize; 3], invert: bool) -> Result<Vec<u8>> {
+    Ok(ganglion::data::read_image_file(
+        path,
+        shape,
+        invert,
+        &ganglion::data::DecodeLimits::default(),
+    )?)
 }
 
 /// Runs `ganglion predict`.

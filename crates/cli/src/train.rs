@@ -1,9 +1,9 @@
-//! `ganglion train`: train a zoo model on MNIST-format or CIFAR-10 data and write a run
-//! directory (`config.json`, `metrics.jsonl`, `model.safetensors`).
+//! `ganglion train`: train a zoo model on MNIST-format, CIFAR-10 or image-folder data and
+//! write a run directory (`config.json`, `metrics.jsonl`, `model.safetensors`).
 
 use crate::datasets::{self, DatasetKind};
-use crate::trainer::{self, EpochPlan, PassStats};
-use crate::{atomic, threads};
+use crate::trainer::{self, EpochPlan, PassStats, Tally};
+use crate::{atomic, checkpoint, threads};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ganglion::autograd::Graph;
@@ -53,12 +53,26 @@ pub struct TrainArgs {
     /// Model from the zoo: lenet5, mnistnet, allconv, resnet20.
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Data-set format; MNIST format also reads Fashion-MNIST and any IDX set.
+    /// Data-set format; MNIST format also reads Fashion-MNIST and any IDX set; folder reads
+    /// one sub-folder of images per class (train it with --model allconv, which takes any
+    /// image size).
     #[arg(long, value_enum, default_value = "mnist")]
     pub dataset: DatasetKind,
-    /// Directory with the data set's files [default: data/mnist, or data/cifar10].
+    /// Directory with the data set's files [default: data/mnist, data/cifar10 or data/images].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// How image folders are read.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub folder: datasets::FolderArgs,
+    /// Normalisation: auto (published constants for MNIST and CIFAR-10, training-split
+    /// statistics for folders), computed (training-split statistics), unit ([0, 1] only) or
+    /// a JSON file from `ganglion data stats`.
+    #[arg(long, default_value = "auto")]
+    pub normalize: String,
+    /// Threads that decode, augment and batch training images ahead of the training step.
+    #[arg(long, default_value_t = 1)]
+    pub data_workers: usize,
     /// Passes over the training set.
     #[arg(long, default_value_t = 12)]
     pub epochs: usize,
@@ -93,7 +107,8 @@ pub struct TrainArgs {
     #[serde(serialize_with = "short_f32")]
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
-    /// Augment training images: random crop with padding (and horizontal flip for CIFAR-10).
+    /// Augment training images: random crop with padding (and horizontal flip for CIFAR-10);
+    /// for folders random-resized crop, flip and colour jitter.
     #[arg(long)]
     pub augment: bool,
     /// Seed of initialisation, shuffling, augmentation and dropout.
@@ -114,6 +129,14 @@ pub struct TrainArgs {
     /// Do not draw a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Every N steps, write a checkpoint to RUN/checkpoint (model, optimizer, schedule
+    /// position, metrics so far), atomically: a killed run loses at most N steps.
+    #[arg(long, value_name = "N")]
+    pub checkpoint_every: Option<u64>,
+    /// Continue the run in DIR from its checkpoint with the run's saved arguments, ending with
+    /// the same weights as an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +160,9 @@ fn validate(args: &TrainArgs) -> Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number, got {}", args.lr);
     }
+    if args.checkpoint_every == Some(0) {
+        bail!("--checkpoint-every must be at least 1");
+    }
     if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
         bail!(
             "--weight-decay must be zero or positive, got {}",
@@ -148,6 +174,9 @@ fn validate(args: &TrainArgs) -> Result<()> {
             "--label-smoothing must be in [0, 1), got {}",
             args.label_smoothing
         );
+    }
+    if args.data_workers == 0 {
+        bail!("--data-workers must be at least 1");
     }
     if args.train_limit == Some(0) || args.test_limit == Some(0) {
         bail!("--train-limit and --test-limit must be at least 1");
@@ -169,7 +198,7 @@ fn run_dir(args: &TrainArgs) -> Result<PathBuf> {
     let dir = match &args.out {
         Some(dir) => dir.clone(),
         None => {
-            let base = format!("{}-{}", args.model, dataset_name(args.dataset));
+            let base = format!("{}-{}", args.model, args.dataset.name());
             (1..)
                 .map(|n| Path::new("runs").join(format!("{base}-{n}")))
                 .find(|p| !p.exists())
@@ -182,13 +211,6 @@ fn run_dir(args: &TrainArgs) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("--out {}: cannot create the directory", dir.display()))?;
     Ok(dir)
-}
-
-fn dataset_name(kind: DatasetKind) -> &'static str {
-    match kind {
-        DatasetKind::Mnist => "mnist",
-        DatasetKind::Cifar10 => "cifar10",
-    }
 }
 
 fn build_optimizer(args: &TrainArgs, model: &dyn Module) -> Result<Box<dyn Optimizer>> {
@@ -242,6 +264,8 @@ fn build_schedule(args: &TrainArgs, steps_per_epoch: u64) -> Result<Box<dyn Sche
 
 /// Runs `ganglion train`.
 pub fn run(args: &TrainArgs) -> Result<ExitCode> {
+    let resume = checkpoint::prepare_resume(args)?;
+    let args = resume.as_ref().map_or(args, |r| &r.args);
     validate(args)?;
     threads::configure(args.threads)?;
     let data_dir = args
@@ -249,12 +273,21 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| args.dataset.default_dir());
     datasets::check_dir(&data_dir, "--data")?;
-    let split = args.dataset.load(&data_dir)?;
+    let split = args
+        .dataset
+        .load(&data_dir, &args.folder.options(args.seed)?)?;
     let train_set = datasets::limit(split.train, args.train_limit);
     let test_set = datasets::limit(split.test, args.test_limit);
 
     let mut rng = Rng::seed_from(args.seed);
-    let mut model = models::by_name(&args.model, &mut rng)?;
+    let mut model: Box<dyn Module> = if args.model == "allconv" {
+        // Fully convolutional: built for the data's channels and declared for its image size
+        // (the same draws as the zoo's `allconv` for MNIST).
+        let shape = train_set.image_shape();
+        Box::new(models::allconv_with(shape[0], &mut rng)?.with_input_shape(&shape))
+    } else {
+        models::by_name(&args.model, &mut rng)?
+    };
     datasets::check_shapes(model.input_shape(), train_set.image_shape(), &args.model)?;
     let classes = model.num_classes().unwrap_or(10);
     if train_set.num_classes() > classes {
@@ -265,22 +298,36 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         );
     }
     let out = run_dir(args)?;
-    let normalize = args.dataset.normalize();
-    let [_, h, w] = train_set.image_shape();
-    let augment = match (args.augment, args.dataset) {
-        (false, _) => Augment::none(),
-        (true, DatasetKind::Mnist) => Augment::none().with_crop(h, w, 2),
-        (true, DatasetKind::Cifar10) => Augment::crop_flip(h, 4),
+    let normalize = datasets::normalization(&args.normalize, args.dataset, &train_set)?;
+    let augment = if args.augment {
+        args.dataset.augmentation(train_set.image_shape())
+    } else {
+        Augment::none()
     };
     let train_loader = BatchLoader::new(
         train_set,
         &normalize,
-        LoaderConfig::train(args.batch_size, args.seed).with_augment(augment),
+        LoaderConfig::train(args.batch_size, args.seed)
+            .with_augment(augment)
+            .with_workers(args.data_workers),
     )?;
     let test_loader = BatchLoader::evaluation(test_set, &normalize, 1000)?;
     let steps_per_epoch = train_loader.num_batches() as u64;
     let mut optimizer = build_optimizer(args, model.as_ref())?;
     let schedule = build_schedule(args, steps_per_epoch)?;
+    let start = match &resume {
+        Some(r) => {
+            r.checkpoint.restore(model.as_ref(), optimizer.as_mut())?;
+            r.checkpoint.start(args.epochs, steps_per_epoch)?
+        }
+        None => checkpoint::Start::default(),
+    };
+    let saver = checkpoint::Saver::new(
+        &out,
+        args,
+        &data_dir,
+        resume.as_ref().map(|r| &r.checkpoint),
+    )?;
 
     let config = serde_json::json!({
         "args": args,
@@ -316,9 +363,21 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     );
     let mut graph = Graph::new();
     let mut eval_graph = Graph::inference();
-    let mut metrics = String::new();
-    let mut best = PassStats::default();
-    for epoch in 0..args.epochs {
+    if start.epoch > 0 || start.batch > 0 {
+        println!(
+            "resuming at epoch {}, batch {} (step {})",
+            start.epoch + 1,
+            start.batch,
+            start.epoch as u64 * steps_per_epoch + start.batch as u64
+        );
+    }
+    let mut metrics = start.metrics.clone();
+    let mut best = PassStats {
+        accuracy: start.best_test_accuracy,
+        ..PassStats::default()
+    };
+    for epoch in start.epoch..args.epochs {
+        let resumed = epoch == start.epoch;
         let label = format!("epoch {}/{}", epoch + 1, args.epochs);
         model.set_training(true);
         let plan = EpochPlan {
@@ -328,6 +387,15 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             seed: args.seed,
             label: &label,
             progress: !args.no_progress,
+            first_batch: if resumed { start.batch } else { 0 },
+            tally: if resumed {
+                start.tally
+            } else {
+                Tally::default()
+            },
+            after_step: &|at, model, optimizer| {
+                saver.after_step(at, model, &meta, optimizer, &metrics, best.accuracy)
+            },
         };
         let train = trainer::train_epoch(
             model.as_ref(),
@@ -336,7 +404,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             schedule.as_ref(),
             &train_loader,
             &plan,
-        )?;
+        )
+        .map_err(|e| saver.explain(e))?;
         model.set_training(false);
         let test = trainer::evaluate(model.as_ref(), &mut eval_graph, &test_loader)?;
         let record = EpochRecord {
@@ -351,6 +420,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         metrics.push_str(&serde_json::to_string(&record)?);
         metrics.push('\n');
         atomic::write(&out.join("metrics.jsonl"), metrics.as_bytes())?;
+        crate::plot::write_curves(&out)?;
         models::save(model.as_ref(), &meta, out.join("model.safetensors"))?;
         println!(
             "{label}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s | {:.1} s",
@@ -375,7 +445,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
 
 /// Writes an `f32` as the shortest decimal that reads back to it (`0.003`, not
 /// `0.003000000026077032`), so config.json shows what was typed.
-fn short_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn short_f32<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(v.to_string().parse().unwrap_or(f64::from(*v)))
 }
 

@@ -3,6 +3,7 @@
 //! One [`Graph`] lives for the whole run and is `reset()` every step, so its buffers and
 //! kernel workspaces are reused and a steady-state step allocates (almost) nothing.
 
+use crate::faults::{self, Fault, Origin};
 use anyhow::{Context, Result};
 use ganglion::autograd::Graph;
 use ganglion::data::BatchLoader;
@@ -32,11 +33,16 @@ impl PassStats {
     }
 }
 
-#[derive(Default)]
-struct Tally {
-    loss_sum: f64,
-    correct: usize,
-    images: usize,
+/// Running sums of a pass: what a checkpoint saves mid-epoch so the epoch's metrics come out
+/// as if it had not been interrupted.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    /// Sum over images of the cross-entropy.
+    pub loss_sum: f64,
+    /// Images classified correctly.
+    pub correct: usize,
+    /// Images seen.
+    pub images: usize,
 }
 
 impl Tally {
@@ -76,9 +82,35 @@ pub struct EpochPlan<'a> {
     pub label: &'a str,
     /// Whether to draw a progress bar.
     pub progress: bool,
+    /// Batches of this epoch already trained before a resume (0 for a fresh epoch).
+    pub first_batch: usize,
+    /// The tallies of those batches.
+    pub tally: Tally,
+    /// Called after every step (writes checkpoints).
+    pub after_step: &'a StepHook<'a>,
 }
 
-/// Trains `model` for one epoch of `loader`.
+/// Where training stands after a step, for [`EpochPlan::after_step`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPoint {
+    /// The epoch (0-based).
+    pub epoch: u64,
+    /// Batches of the epoch done.
+    pub batch: usize,
+    /// Steps done since the start of training.
+    pub step: u64,
+    /// The epoch's tallies so far.
+    pub tally: Tally,
+}
+
+/// A callback run after every training step with the model and optimizer as they stand.
+pub type StepHook<'a> = dyn Fn(&StepPoint, &dyn Module, &dyn Optimizer) -> Result<()> + 'a;
+
+/// Trains `model` for one epoch of `loader`, from batch `plan.first_batch` on.
+///
+/// # Errors
+/// A [`Fault`] when the loss or a gradient is not finite (nothing is updated by that step);
+/// the forward or backward pass's error; the step hook's error.
 pub fn train_epoch(
     model: &dyn Module,
     graph: &mut Graph,
@@ -89,31 +121,55 @@ pub fn train_epoch(
 ) -> Result<PassStats> {
     let bar = progress_bar(loader.num_batches() as u64, plan.label, plan.progress);
     let start = Instant::now();
-    let mut tally = Tally::default();
-    let mut batches = loader.epoch(plan.epoch);
-    let mut step = plan.first_step;
+    let mut tally = plan.tally;
+    let mut batches = loader.epoch_from(plan.epoch, plan.first_batch);
+    let mut batch_index = plan.first_batch;
+    bar.set_position(batch_index as u64);
+    let mut step = plan.first_step + batch_index as u64;
+    let params = model.named_parameters();
     while let Some(batch) = batches.next() {
+        let fault = |what: String, origin: Origin| Fault {
+            step,
+            epoch: plan.epoch,
+            batch: batch_index,
+            what,
+            origin,
+            lr: schedule.lr_at(step),
+        };
         graph.reset();
-        graph.set_seed(plan.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let dropout_seed = plan.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        graph.set_seed(dropout_seed);
         let x = graph.input_from(batch.images.shape(), batch.images.data())?;
         let logits = model.forward(graph, x)?;
         let loss = graph.cross_entropy(logits, &batch.labels, plan.label_smoothing)?;
         let loss_value = graph.value(loss).data()[0];
         if !loss_value.is_finite() {
-            anyhow::bail!(
-                "the loss became {loss_value} at step {step} (epoch {}); \
-                 try a smaller learning rate (--lr)",
-                plan.epoch + 1
-            );
+            bar.finish_and_clear();
+            let origin = faults::locate_in_forward(model, dropout_seed, &batch.images)?;
+            let what = format!("the loss is {}", faults::describe(loss_value));
+            return Err(fault(what, origin).into());
         }
         graph
             .backward(loss)
             .with_context(|| format!("backward pass at step {step}"))?;
+        if let Some((param, value)) = faults::non_finite_gradient(&params) {
+            bar.finish_and_clear();
+            let what = format!("a gradient holds {}", faults::describe(value));
+            return Err(fault(what, Origin::Gradient { param }).into());
+        }
         optimizer.set_lr(schedule.lr_at(step));
         optimizer.step();
         optimizer.zero_grad();
         tally.add(graph, logits, loss_value, &batch.labels);
         step += 1;
+        batch_index += 1;
+        let point = StepPoint {
+            epoch: plan.epoch,
+            batch: batch_index,
+            step,
+            tally,
+        };
+        (plan.after_step)(&point, model, &*optimizer)?;
         if tally.images > 0 {
             let s = tally.stats(start);
             bar.set_message(format!(

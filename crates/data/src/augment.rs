@@ -1,7 +1,9 @@
-//! [`Augment`]: seeded training augmentation, random crop with zero padding and horizontal
-//! flip, drawn per sample from `(seed, epoch, sample index)`.
+//! [`Augment`]: seeded training augmentation (random crop with zero padding or random-resized
+//! crop, horizontal flip, colour jitter), drawn per sample from `(seed, epoch, sample index)`.
 
 use crate::DataError;
+use crate::jitter::{self, ColorJitter, JitterDraw};
+use crate::resized_crop::{CropBox, RandomResizedCrop, ResampleScratch, resample};
 use ganglion_tensor::Rng;
 
 /// Sub-stream of an epoch's generator that augmentation draws from, apart from the shuffle.
@@ -19,8 +21,9 @@ pub struct RandomCrop {
     pub padding: usize,
 }
 
-/// Training augmentation: an optional [`RandomCrop`], then an optional horizontal flip with
-/// probability 1/2. The default does nothing.
+/// Training augmentation: an optional [`RandomCrop`] or [`RandomResizedCrop`] (not both),
+/// then an optional horizontal flip with probability 1/2, then an optional [`ColorJitter`].
+/// The default does nothing.
 ///
 /// Sample `i` of epoch `e` under seed `s` draws from [`Augment::sample_rng`]`(s, e, i)`, so the
 /// result depends on neither the batch it lands in nor the thread that builds it.
@@ -34,12 +37,35 @@ pub struct RandomCrop {
 /// let mut rng = Augment::sample_rng(1, 0, 5);
 /// assert_eq!(aug.apply(&image, [3, 32, 32], &mut rng).unwrap().len(), image.len());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Augment {
     /// Random crop with zero padding, if any.
     pub crop: Option<RandomCrop>,
     /// Whether to flip left-right with probability 1/2.
     pub hflip: bool,
+    /// Random-resized crop, if any (instead of `crop`).
+    pub resized_crop: Option<RandomResizedCrop>,
+    /// Colour jitter, if any.
+    pub jitter: Option<ColorJitter>,
+}
+
+/// Everything one sample's augmentation decided: what [`Augment::plan`] draws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplePlan {
+    /// The padded crop's offsets (zero without a [`RandomCrop`]) and the flip.
+    pub placement: Placement,
+    /// The random-resized crop's region of the image, if any.
+    pub region: Option<CropBox>,
+    /// The colour jitter's order and factors, if any.
+    pub jitter: Option<JitterDraw>,
+}
+
+/// Reusable buffers for augmentations that work on bytes before normalisation.
+#[derive(Debug, Default)]
+pub(crate) struct AugmentScratch {
+    pub(crate) bytes: Vec<u8>,
+    resample: ResampleScratch,
+    grey: Vec<f32>,
 }
 
 /// Where one sample's crop sits and whether it is flipped: what [`Augment::draw`] decides.
@@ -80,9 +106,31 @@ impl Augment {
         self
     }
 
+    /// The same augmentation with a random-resized crop (in place of a random crop).
+    pub fn with_resized_crop(mut self, crop: RandomResizedCrop) -> Self {
+        self.resized_crop = Some(crop);
+        self
+    }
+
+    /// The same augmentation with colour jitter.
+    pub fn with_jitter(mut self, jitter: ColorJitter) -> Self {
+        self.jitter = Some(jitter);
+        self
+    }
+
     /// Whether this changes nothing.
     pub fn is_identity(&self) -> bool {
-        self.crop.is_none() && !self.hflip
+        self.crop.is_none() && !self.hflip && self.resized_crop.is_none() && !self.has_jitter()
+    }
+
+    fn has_jitter(&self) -> bool {
+        self.jitter.is_some_and(|j| !j.is_identity())
+    }
+
+    /// Whether samples go through bytes (resampling, jitter) before normalisation, rather than
+    /// straight to normalised values.
+    pub(crate) fn works_on_bytes(&self) -> bool {
+        self.resized_crop.is_some() || self.has_jitter()
     }
 
     /// The generator that sample `index` of `epoch` under `seed` draws its augmentation from:
@@ -100,8 +148,22 @@ impl Augment {
     /// The shape of an augmented image of shape `[c, h, w]`.
     ///
     /// # Errors
-    /// [`DataError::Invalid`] when the crop has a zero side or is larger than the padded image.
+    /// [`DataError::Invalid`] when the crop has a zero side or is larger than the padded image,
+    /// both crops are set, or the random-resized crop or jitter parameters are invalid.
     pub fn output_shape(&self, [c, h, w]: [usize; 3]) -> Result<[usize; 3], DataError> {
+        if let Some(j) = self.jitter {
+            j.validate()?;
+        }
+        if let Some(r) = self.resized_crop {
+            if self.crop.is_some() {
+                return Err(DataError::invalid(
+                    "Augment",
+                    "a random crop and a random-resized crop do not combine; pick one",
+                ));
+            }
+            r.validate()?;
+            return Ok([c, r.height, r.width]);
+        }
         let Some(crop) = self.crop else {
             return Ok([c, h, w]);
         };
@@ -140,7 +202,28 @@ impl Augment {
         Placement { top, left, flip }
     }
 
-    /// Augments one image `[c, h, w]` with a placement drawn from `rng`, returning the bytes of
+    /// Draws everything one sample's augmentation needs for images `h x w`, in this order: the
+    /// random-resized crop's region, the padded crop's offsets and the flip (as
+    /// [`Augment::draw`]), then the jitter. Without a random-resized crop or jitter the draws
+    /// are exactly [`Augment::draw`]'s.
+    ///
+    /// # Panics
+    /// Panics if the crop does not fit (see [`Augment::output_shape`]).
+    pub fn plan(&self, rng: &mut Rng, h: usize, w: usize) -> SamplePlan {
+        let region = self.resized_crop.map(|r| r.draw(rng, h, w));
+        let placement = self.draw(rng, h, w);
+        let jitter = match self.jitter {
+            Some(j) if !j.is_identity() => Some(j.draw(rng)),
+            _ => None,
+        };
+        SamplePlan {
+            placement,
+            region,
+            jitter,
+        }
+    }
+
+    /// Augments one image `[c, h, w]` with a plan drawn from `rng`, returning the bytes of
     /// shape [`Augment::output_shape`].
     ///
     /// # Errors
@@ -158,10 +241,47 @@ impl Augment {
                 format!("{} bytes is not an image of shape {shape:?}", image.len()),
             ));
         }
-        let placement = self.draw(rng, shape[1], shape[2]);
+        let plan = self.plan(rng, shape[1], shape[2]);
         let mut out = vec![0u8; out_shape.iter().product()];
-        self.render(placement, image, shape, &mut out, |_, p| p);
+        self.render_bytes(
+            &plan,
+            image,
+            shape,
+            &mut out,
+            &mut AugmentScratch::default(),
+        );
         Ok(out)
+    }
+
+    /// Writes the augmented bytes of `src` (shape `[c, h, w]`) for `plan` into `out`.
+    ///
+    /// # Panics
+    /// Panics if the plan does not fit the image or `out` is not the output shape's length.
+    pub(crate) fn render_bytes(
+        &self,
+        plan: &SamplePlan,
+        src: &[u8],
+        shape: [usize; 3],
+        out: &mut [u8],
+        scratch: &mut AugmentScratch,
+    ) {
+        let c = shape[0];
+        let plane = out.len() / c.max(1);
+        match (plan.region, self.resized_crop) {
+            (Some(region), Some(r)) => resample(
+                src,
+                shape,
+                region,
+                [r.height, r.width],
+                plan.placement.flip,
+                out,
+                &mut scratch.resample,
+            ),
+            _ => self.render(plan.placement, src, shape, out, |_, p| p),
+        }
+        if let Some(draw) = &plan.jitter {
+            jitter::apply(draw, out, c, plane, &mut scratch.grey);
+        }
     }
 
     /// Writes the augmented image into `out`, each source byte (or 0 for padding) passed
@@ -178,6 +298,10 @@ impl Augment {
         out: &mut [T],
         map: impl Fn(usize, u8) -> T,
     ) {
+        debug_assert!(
+            self.resized_crop.is_none(),
+            "augment: render is for padded crops"
+        );
         let (oh, ow, pad) = match self.crop {
             Some(cr) => (cr.height, cr.width, cr.padding),
             None => (h, w, 0),

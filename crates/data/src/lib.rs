@@ -1,6 +1,7 @@
 //! `ganglion-data`: image-classification data sets for Ganglion: the IDX (MNIST,
-//! Fashion-MNIST) and CIFAR-10 binary readers, an in-memory [`Dataset`], per-channel
-//! [`Normalize`], seeded [`Augment`]ation and a prefetching [`BatchLoader`].
+//! Fashion-MNIST) and CIFAR-10 binary readers, image folders ([`load_image_folder`]), an
+//! in-memory [`Dataset`], per-channel [`Normalize`], seeded [`Augment`]ation and a
+//! [`BatchLoader`] whose worker threads prepare batches ahead.
 //!
 //! Contract:
 //! * A [`Dataset`] holds images as bytes `[count, channels, height, width]` and labels below
@@ -12,7 +13,8 @@
 //!   sample `i` is augmented from [`Augment::sample_rng`]`(s, e, i)`.
 //!
 //! Architecture invariant: the batch sequence depends only on the data, the
-//! [`LoaderConfig`] and the epoch, never on timing, the prefetch depth or threads.
+//! [`LoaderConfig`] and the epoch, never on timing, the prefetch depth or the number of
+//! worker threads.
 //!
 //! # Examples
 //! ```
@@ -42,25 +44,36 @@ mod augment;
 mod cifar;
 mod dataset;
 mod error;
+mod folder;
 mod idx;
+mod image_input;
+mod jitter;
 mod loader;
 mod mnist;
 mod normalize;
+mod resized_crop;
 
-pub use augment::{Augment, Placement, RandomCrop};
+pub use augment::{Augment, Placement, RandomCrop, SamplePlan};
 pub use cifar::{
     CIFAR_IMAGE_LEN, CIFAR_SIDE, CIFAR10_CLASSES, CIFAR10_RECORD_LEN, CIFAR10_TEST_FILE,
     CIFAR10_TRAIN_FILES, load_cifar10, load_cifar10_split, read_cifar10_files,
 };
 pub use dataset::{Dataset, TrainTest};
 pub use error::DataError;
+pub use folder::{
+    Fit, FolderLayout, FolderOptions, IMAGE_EXTENSIONS, ImageFolder, find_classes,
+    load_image_folder,
+};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxArray, IdxImages, encode_idx, read_idx, read_idx_images,
     read_idx_labels,
 };
+pub use image_input::{DecodeLimits, decode_image, read_image_file};
+pub use jitter::{ColorJitter, JitterDraw};
 pub use loader::{Batch, BatchLoader, Batches, DEFAULT_PREFETCH, LoaderConfig};
 pub use mnist::{IDX_FILES, IdxDataset, Split, bundled_mnist_dir, load_mnist};
 pub use normalize::{CIFAR10_MEAN, CIFAR10_STD, MNIST_MEAN, MNIST_STD, Normalize};
+pub use resized_crop::{CropBox, RandomResizedCrop};
 
 // Compiles the README's example with the doctests.
 #[cfg(doctest)]

@@ -1,6 +1,7 @@
 //! [`BatchLoader`]: seeded shuffling, batching, normalisation and augmentation of a
-//! [`Dataset`], with a worker thread that prepares the next batches while the caller computes.
+//! [`Dataset`], with worker threads that prepare the next batches while the caller computes.
 
+use crate::augment::AugmentScratch;
 use crate::normalize::ChannelTables;
 use crate::{Augment, DataError, Dataset, Normalize};
 use ganglion_tensor::{Rng, Tensor};
@@ -8,11 +9,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread::JoinHandle;
 
-/// Batches a worker thread prepares ahead of the caller, unless a configuration says otherwise.
+/// Batches the workers prepare ahead of the caller, unless a configuration says otherwise.
 pub const DEFAULT_PREFETCH: usize = 2;
 
 /// How a [`BatchLoader`] walks its data set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoaderConfig {
     /// Samples per batch (the last batch of an epoch may be smaller unless `drop_last`).
     pub batch_size: usize,
@@ -24,9 +25,13 @@ pub struct LoaderConfig {
     pub seed: u64,
     /// Augmentation applied to every sample (none for evaluation).
     pub augment: Augment,
-    /// Batches a worker thread prepares ahead; 0 prepares each batch on the caller's thread
-    /// when it is asked for. The batches are the same either way.
+    /// Batches the workers prepare ahead (at least one per worker); 0 prepares each batch on
+    /// the caller's thread when it is asked for. The batches are the same either way.
     pub prefetch: usize,
+    /// Worker threads building batches when `prefetch > 0`: worker `k` of `n` builds batches
+    /// `k, k + n, ...` and the caller takes them in order. The batches are the same for any
+    /// count.
+    pub workers: usize,
 }
 
 impl LoaderConfig {
@@ -39,6 +44,7 @@ impl LoaderConfig {
             seed,
             augment: Augment::none(),
             prefetch: DEFAULT_PREFETCH,
+            workers: 1,
         }
     }
 
@@ -65,6 +71,12 @@ impl LoaderConfig {
     /// The same configuration with another prefetch depth (0: no worker thread).
     pub fn with_prefetch(mut self, prefetch: usize) -> Self {
         self.prefetch = prefetch;
+        self
+    }
+
+    /// The same configuration with `workers` worker threads.
+    pub fn with_workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
         self
     }
 }
@@ -106,7 +118,10 @@ struct Shared {
 /// Fisher–Yates shuffle of `0..len` by `Rng::seed_from(seed).fork(e)` (or index order without
 /// shuffling). Sample `i` is augmented from [`Augment::sample_rng`]`(seed, e, i)`. The batches
 /// therefore depend only on the data, the configuration and `e`; never on timing, on the
-/// prefetch depth or on which thread built them.
+/// prefetch depth, on the number of workers or on which thread built them.
+///
+/// Memory stays bounded: each worker's queue holds at most `prefetch / workers` (rounded up,
+/// at least one) finished batches and blocks it until the caller takes them.
 ///
 /// # Examples
 /// ```
@@ -136,8 +151,8 @@ impl BatchLoader {
     /// A loader over `dataset` normalised by `normalize`.
     ///
     /// # Errors
-    /// [`DataError::Invalid`] when `batch_size` is 0, the normalisation is invalid or has
-    /// another channel count than the data set, or the augmentation's crop does not fit.
+    /// [`DataError::Invalid`] when `batch_size` or `workers` is 0, the normalisation is invalid
+    /// or has another channel count than the data set, or the augmentation does not fit.
     pub fn new(
         dataset: impl Into<Arc<Dataset>>,
         normalize: &Normalize,
@@ -147,6 +162,12 @@ impl BatchLoader {
         let op = "BatchLoader::new";
         if config.batch_size == 0 {
             return Err(DataError::invalid(op, "batch size 0"));
+        }
+        if config.workers == 0 {
+            return Err(DataError::invalid(
+                op,
+                "0 workers (prefetch 0 builds batches on the caller's thread instead)",
+            ));
         }
         normalize.validate()?;
         if normalize.channels() != dataset.channels() {
@@ -218,25 +239,46 @@ impl BatchLoader {
         order
     }
 
-    /// The batches of epoch `epoch`. With a prefetch depth above 0 a worker thread prepares
-    /// them ahead; dropping the iterator early stops it.
+    /// The batches of epoch `epoch`. With a prefetch depth above 0 worker threads prepare
+    /// them ahead; dropping the iterator early stops them.
     pub fn epoch(&self, epoch: u64) -> Batches {
-        let remaining = self.num_batches();
-        let depth = self.shared.config.prefetch;
-        if depth > 0 {
-            let producer = self.producer(epoch);
-            let (batch_tx, batch_rx) = mpsc::sync_channel(depth);
-            let (spare_tx, spare_rx) = mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("ganglion-data".into())
-                .spawn(move || run_worker(producer, &batch_tx, &spare_rx));
-            // Without a thread to be had, the same batches are built on the caller's thread.
-            if let Ok(worker) = spawned {
-                return Batches {
-                    mode: Mode::Worker {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of epoch `epoch` from batch `first` on (none when `first` is past the
+    /// end): exactly the tail of [`BatchLoader::epoch`], for resuming mid-epoch.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> Batches {
+        let first = first.min(self.num_batches());
+        let remaining = self.num_batches() - first;
+        let config = &self.shared.config;
+        if config.prefetch > 0 {
+            let n = config.workers.max(1).min(remaining.max(1));
+            let depth = config.prefetch.div_ceil(n).max(1);
+            let mut lanes = Vec::with_capacity(n);
+            for k in 0..n {
+                let producer = self.producer(epoch, first + k, n);
+                let (batch_tx, batch_rx) = mpsc::sync_channel(depth);
+                let (spare_tx, spare_rx) = mpsc::channel();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("ganglion-data-{k}"))
+                    .spawn(move || run_worker(producer, &batch_tx, &spare_rx));
+                match spawned {
+                    Ok(worker) => lanes.push(Lane {
                         batches: Some(batch_rx),
                         spares: Some(spare_tx),
                         worker: Some(worker),
+                    }),
+                    Err(_) => break,
+                }
+            }
+            // Without every thread to be had, the same batches are built on the caller's
+            // thread (dropping the lanes stops the workers that did start).
+            if lanes.len() == n {
+                return Batches {
+                    mode: Mode::Workers {
+                        lanes,
+                        next: 0,
+                        recycled: 0,
                     },
                     remaining,
                 };
@@ -244,20 +286,23 @@ impl BatchLoader {
         }
         Batches {
             mode: Mode::Inline {
-                producer: self.producer(epoch),
+                producer: Box::new(self.producer(epoch, first, 1)),
                 spare: None,
             },
             remaining,
         }
     }
 
-    fn producer(&self, epoch: u64) -> Producer {
+    /// The producer of batches `first, first + stride, ...` of `epoch`.
+    fn producer(&self, epoch: u64, first: usize, stride: usize) -> Producer {
         Producer {
             shared: Arc::clone(&self.shared),
             order: self.permutation(epoch),
             augment_rng: Augment::epoch_rng(self.shared.config.seed, epoch),
-            next_batch: 0,
+            next_batch: first,
+            stride,
             num_batches: self.num_batches(),
+            scratch: AugmentScratch::default(),
         }
     }
 }
@@ -271,13 +316,15 @@ fn run_worker(mut producer: Producer, batches: &SyncSender<Batch>, spares: &Rece
     }
 }
 
-/// Builds the batches of one epoch in order.
+/// Builds every `stride`-th batch of one epoch, in order, starting at `next_batch`.
 struct Producer {
     shared: Arc<Shared>,
     order: Vec<usize>,
     augment_rng: Rng,
     next_batch: usize,
+    stride: usize,
     num_batches: usize,
+    scratch: AugmentScratch,
 }
 
 impl Producer {
@@ -290,7 +337,7 @@ impl Producer {
         let b = s.config.batch_size;
         let start = self.next_batch * b;
         let end = (start + b).min(self.order.len());
-        self.next_batch += 1;
+        self.next_batch += self.stride;
         let picks = &self.order[start..end];
 
         let [c, oh, ow] = s.out_shape;
@@ -321,11 +368,21 @@ impl Producer {
         let plane = in_shape[1] * in_shape[2];
         let augment = s.config.augment;
         let data = images.data_mut();
+        let scratch = &mut self.scratch;
+        scratch.bytes.resize(c * oh * ow, 0);
         for (&i, out) in picks.iter().zip(data.chunks_exact_mut(c * oh * ow)) {
             let src = s.dataset.image(i);
             if augment.is_identity() {
                 Normalize::fill(&s.tables, src, plane, out);
+            } else if augment.works_on_bytes() {
+                let mut rng = self.augment_rng.fork(i as u64);
+                let plan = augment.plan(&mut rng, in_shape[1], in_shape[2]);
+                let mut bytes = std::mem::take(&mut scratch.bytes);
+                augment.render_bytes(&plan, src, in_shape, &mut bytes, scratch);
+                Normalize::fill(&s.tables, &bytes, oh * ow, out);
+                scratch.bytes = bytes;
             } else {
+                // Crop and flip map bytes straight to normalised values: no byte buffer.
                 let mut rng = self.augment_rng.fork(i as u64);
                 let at = augment.draw(&mut rng, in_shape[1], in_shape[2]);
                 augment.render(at, src, in_shape, out, |ch, p| s.tables[ch][usize::from(p)]);
@@ -341,22 +398,44 @@ impl Producer {
     }
 }
 
+/// One worker: its queue of finished batches, its supply of spent ones, its thread.
+struct Lane {
+    batches: Option<Receiver<Batch>>,
+    spares: Option<Sender<Batch>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        // Closing the channels first wakes a worker blocked on a full queue.
+        drop(self.batches.take());
+        drop(self.spares.take());
+        if let Some(worker) = self.worker.take() {
+            // A worker panic was already reported by `next`, or is of no use while dropping:
+            // never panic in drop.
+            let _ = worker.join();
+        }
+    }
+}
+
 enum Mode {
     Inline {
-        producer: Producer,
+        producer: Box<Producer>,
         spare: Option<Batch>,
     },
-    Worker {
-        batches: Option<Receiver<Batch>>,
-        spares: Option<Sender<Batch>>,
-        worker: Option<JoinHandle<()>>,
+    Workers {
+        lanes: Vec<Lane>,
+        /// The lane holding the next batch in order.
+        next: usize,
+        /// Batches handed back so far, dealt to the lanes in turn.
+        recycled: usize,
     },
 }
 
 /// The batches of one epoch, in order; from [`BatchLoader::epoch`].
 ///
-/// Dropping it before the end stops the worker thread and waits for it (it is never blocked
-/// for long: its only wait is on the channel this drop closes).
+/// Dropping it before the end stops the worker threads and waits for them (they are never
+/// blocked for long: their only wait is on the channels this drop closes).
 pub struct Batches {
     mode: Mode,
     remaining: usize,
@@ -368,8 +447,12 @@ impl Batches {
     pub fn recycle(&mut self, batch: Batch) {
         match &mut self.mode {
             Mode::Inline { spare, .. } => *spare = Some(batch),
-            Mode::Worker { spares, .. } => {
-                if let Some(tx) = spares {
+            Mode::Workers {
+                lanes, recycled, ..
+            } => {
+                let lane = &lanes[*recycled % lanes.len()];
+                *recycled += 1;
+                if let Some(tx) = &lane.spares {
                     // A finished worker no longer takes spares; the batch is simply dropped.
                     let _ = tx.send(batch);
                 }
@@ -387,18 +470,22 @@ impl Iterator for Batches {
         }
         let batch = match &mut self.mode {
             Mode::Inline { producer, spare } => producer.produce(spare.take()),
-            Mode::Worker {
-                batches, worker, ..
-            } => match batches.as_ref().map(Receiver::recv) {
-                Some(Ok(batch)) => Some(batch),
-                _ => {
-                    // The worker stopped before the end of the epoch: only a panic does that.
-                    if let Some(Err(panic)) = worker.take().map(JoinHandle::join) {
-                        std::panic::resume_unwind(panic);
+            Mode::Workers { lanes, next, .. } => {
+                let n = lanes.len();
+                let lane = &mut lanes[*next];
+                *next = (*next + 1) % n;
+                match lane.batches.as_ref().map(Receiver::recv) {
+                    Some(Ok(batch)) => Some(batch),
+                    _ => {
+                        // The worker stopped before the end of the epoch: only a panic does
+                        // that.
+                        if let Some(Err(panic)) = lane.worker.take().map(JoinHandle::join) {
+                            std::panic::resume_unwind(panic);
+                        }
+                        None
                     }
-                    None
                 }
-            },
+            }
         };
         self.remaining = if batch.is_some() {
             self.remaining - 1
@@ -415,31 +502,11 @@ impl Iterator for Batches {
 
 impl ExactSizeIterator for Batches {}
 
-impl Drop for Batches {
-    fn drop(&mut self) {
-        if let Mode::Worker {
-            batches,
-            spares,
-            worker,
-        } = &mut self.mode
-        {
-            // Closing the channel first wakes a worker blocked on a full queue.
-            drop(batches.take());
-            drop(spares.take());
-            if let Some(worker) = worker.take() {
-                // A worker panic was already reported by `next`, or is of no use while
-                // dropping: never panic in drop.
-                let _ = worker.join();
-            }
-        }
-    }
-}
-
 impl std::fmt::Debug for Batches {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mode = match self.mode {
             Mode::Inline { .. } => "inline",
-            Mode::Worker { .. } => "worker",
+            Mode::Workers { .. } => "workers",
         };
         f.debug_struct("Batches")
             .field("mode", &mode)

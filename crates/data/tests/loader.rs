@@ -176,3 +176,30 @@ fn bad_configurations_are_rejected() {
     };
     assert!(BatchLoader::new(data, &bad, LoaderConfig::eval(2)).is_err());
 }
+
+#[test]
+fn epoch_from_yields_the_tail_of_the_epoch() {
+    let data = tiny(45);
+    let aug = Augment::crop_flip(3, 1);
+    for depth in [0, 2] {
+        let l = loader(
+            &data,
+            LoaderConfig::train(6, 13)
+                .with_augment(aug)
+                .with_prefetch(depth),
+        );
+        let full: Vec<Batch> = l.epoch(4).collect();
+        assert_eq!(full.len(), 8);
+        for first in [0, 1, 5, 7] {
+            let tail = l.epoch_from(4, first);
+            assert_eq!(tail.len(), 8 - first);
+            assert_eq!(
+                tail.collect::<Vec<_>>(),
+                full[first..],
+                "from batch {first}"
+            );
+        }
+        assert_eq!(l.epoch_from(4, 8).count(), 0);
+        assert_eq!(l.epoch_from(4, 100).count(), 0);
+    }
+}

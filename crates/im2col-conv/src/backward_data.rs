@@ -123,6 +123,7 @@ impl BackwardData<'_> {
                 let rows = c_rows.len() / c_rs;
                 let w_t = self.weight_t(g, blk * rb, rows);
                 gemm(
+                    p.kernel,
                     w_t,
                     dy_g,
                     Beta::Overwrite,

@@ -174,7 +174,13 @@ impl BackwardWeight {
                 let rows = dw_rows.len() / p.k_g;
                 let r0 = g * p.cout_g + blk * rb;
                 let dy_rows = MatRef::new(&dy[r0 * p.pixels + t0..], rows, len, p.pixels, 1);
-                gemm(dy_rows, b_t, beta, MatMut::new(dw_rows, rows, p.k_g, p.k_g));
+                gemm(
+                    p.kernel,
+                    dy_rows,
+                    b_t,
+                    beta,
+                    MatMut::new(dw_rows, rows, p.k_g, p.k_g),
+                );
             });
         });
     }

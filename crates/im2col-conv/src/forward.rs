@@ -124,6 +124,7 @@ impl Forward<'_> {
                 let r0 = g * p.cout_g + blk * rb;
                 let w = MatRef::new(&self.weight[r0 * p.k_g..], rows, p.k_g, p.k_g, 1);
                 gemm(
+                    p.kernel,
                     w,
                     b_g,
                     beta,

@@ -7,6 +7,7 @@
 //! threads), never what is summed in which order.
 
 use crate::Conv2dShape;
+use crate::kernels::Kernel;
 use rayon::prelude::*;
 
 /// Target elements of one column tile (`cin * kh * kw` rows by tile pixels), 1 MiB: written by
@@ -45,6 +46,9 @@ pub(crate) struct Plan {
     pub(crate) pointwise: bool,
     /// Output pixels per column tile.
     pub(crate) tile: usize,
+    /// The micro-kernels of the calling thread's instruction-set level, chosen once per call
+    /// so that every task of the call uses the same ones.
+    pub(crate) kernel: Kernel,
 }
 
 impl Plan {
@@ -72,6 +76,7 @@ impl Plan {
             out_img: s.cout * pixels,
             pointwise,
             tile,
+            kernel: Kernel::current(),
         }
     }
 

@@ -279,15 +279,15 @@ pub fn load(
     // The weights are overwritten; the seed only fixes what the unused draws are.
     let mut rng = Rng::seed_from(0);
     let model: Box<dyn Module> = if arch == "allconv" {
-        let channels = meta
-            .input_shape
-            .as_ref()
-            .and_then(|s| s.first().copied())
-            .or_else(|| {
-                file.tensors
-                    .get("conv1.weight")
-                    .and_then(|t| t.shape.get(1).copied())
-            })
+        // The channel count comes from the file's own `conv1.weight`, whose size the file's
+        // length bounds, before the metadata's claim: a forged `input_shape` must not size the
+        // model (a billion channels would be a terabyte of weights). Without that tensor the
+        // load fails below anyway, listing what is missing.
+        let channels = file
+            .tensors
+            .get("conv1.weight")
+            .and_then(|t| t.shape.get(1).copied())
+            .filter(|&c| c > 0)
             .unwrap_or(1);
         let mut net = zoo::allconv_with(channels, &mut rng)?;
         if let Some(shape) = &meta.input_shape {

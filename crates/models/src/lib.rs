@@ -46,6 +46,8 @@ mod io;
 pub mod layers;
 mod meta;
 mod module;
+pub mod summary;
+mod trace;
 pub mod zoo;
 
 pub use error::{Mismatch, Mismatches, ModelError};
@@ -55,6 +57,8 @@ pub use meta::{
     KEY_NORMALIZE_STD, ModelMeta,
 };
 pub use module::{Entry, Module, join};
+pub use summary::{Footprint, Geometry, LayerSummary, Summary};
+pub use trace::{Recorder, TraceEvent};
 pub use zoo::{
     Network, ZOO, allconv, allconv_with, by_name, lenet5, mnistnet, network_by_name, resnet20,
 };

@@ -20,6 +20,10 @@ pub const KEY_CLASSES: &str = "ganglion.classes";
 /// are PyTorch's layout; always written as `pt`.
 pub const KEY_FORMAT: &str = "format";
 
+/// The most values one input item of `ganglion.input_shape` may have (a 3x4096x4096 image is
+/// 50 million).
+const MAX_INPUT_ELEMENTS: usize = 1 << 26;
+
 /// What a model file says about the model, every field optional: a plain PyTorch state dict
 /// has none of them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,6 +119,16 @@ impl ModelMeta {
                     let dims = parse_list::<usize>(value).map_err(|r| bad(key, value, r))?;
                     if dims.is_empty() || dims.contains(&0) {
                         return Err(bad(key, value, "dimensions must be positive".into()));
+                    }
+                    // Commands allocate inputs of this shape (summary, predict), so a forged
+                    // header must not be able to ask for gigabytes.
+                    let numel = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                    if numel.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
+                        return Err(bad(
+                            key,
+                            value,
+                            format!("more than {MAX_INPUT_ELEMENTS} values per input item"),
+                        ));
                     }
                     meta.input_shape = Some(dims);
                 }

@@ -2,6 +2,8 @@
 //! (PyTorch's `state_dict` names) and a train/eval mode.
 
 use crate::ModelError;
+use crate::summary::{Geometry, Summary};
+use crate::trace::{Recorder, TraceEvent};
 use ganglion_autograd::{Graph, Param, Var};
 use ganglion_tensor::Tensor;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -76,6 +78,48 @@ pub trait Module: Send + Sync {
     /// The direct children with their names (empty for a leaf layer).
     fn children(&self) -> Vec<(&str, &dyn Module)> {
         Vec::new()
+    }
+
+    /// A leaf layer's footprint and cost, for [`Module::summary`]; the default (pointwise,
+    /// no multiply-accumulates) fits elementwise layers. Containers are described by their
+    /// children, in order.
+    fn geometry(&self) -> Geometry {
+        Geometry::POINTWISE
+    }
+
+    /// Runs the module as [`Module::forward`] does and reports each module it runs to
+    /// `record`, named `prefix` joined with the child names: containers report their
+    /// children, then themselves; the default reports the module alone.
+    ///
+    /// # Errors
+    /// As [`Module::forward`].
+    fn forward_traced(
+        &self,
+        g: &mut Graph,
+        x: Var,
+        prefix: &str,
+        record: &mut Recorder<'_>,
+    ) -> Result<Var, ModelError> {
+        let y = self.forward(g, x)?;
+        record(TraceEvent {
+            name: prefix,
+            kind: self.kind(),
+            var: y,
+            value: g.value(y),
+        });
+        Ok(y)
+    }
+
+    /// The model layer by layer for input items of shape `input` (`[C, H, W]`, no batch
+    /// dimension): output shapes, parameters, multiply-accumulates and receptive fields, with
+    /// totals. It runs one forward pass on zeros and restores every buffer and counter after
+    /// it, so the model is left unchanged.
+    ///
+    /// # Errors
+    /// [`ModelError::Config`] for an empty shape or one with a zero; the forward pass's error,
+    /// naming the layer, when the model rejects the input.
+    fn summary(&self, input: &[usize]) -> Result<Summary, ModelError> {
+        crate::summary::summarize(self, input)
     }
 
     /// The shape `[C, H, W]` of one input item, for models that know it (zoo models).

@@ -1,62 +1,132 @@
-//! `cargo xtask bench`: the convolution layer suite timed on this machine and set against the
-//! machine's measured limits (FMA peak, sgemm roofline).
+//! `cargo xtask bench`: the convolution layer suite timed against the machine's measured limits
+//! (FMA peak, sgemm roofline), the training-step throughput of the zoo models, the peak memory
+//! of a training process, all set against PyTorch's figures, and BENCHMARKS.md from them.
 
+mod alloc_count;
+mod conv;
 mod machine;
+mod markdown;
+mod memory;
 mod peak;
+mod peers;
 mod report;
+mod step;
 mod suite;
 mod timing;
+mod train;
+mod worker;
 
 use anyhow::{Context, Result, bail};
-use ganglion_im2col_conv::{
-    ConvWorkspace, conv2d_backward_data, conv2d_backward_weight, conv2d_forward,
-};
-use ganglion_tensor::Rng;
 use machine::Isa;
+use peers::Peers;
 use rayon::ThreadPool;
-use report::{Limits, Machine, Pass, Row};
+use report::Machine;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use suite::{Layer, Suite};
+use suite::Suite;
 use timing::Plan;
 
 /// The usage text of `cargo xtask bench`.
 pub const USAGE: &str = "\
-usage: cargo xtask bench [--quick] [--layers NAME,..] [--threads N,..] [--json PATH] [--suite PATH]
+usage: cargo xtask bench [--suite conv|train|memory|all] [--quick] [--threads N,..]
+                         [--layers NAME,..] [--suite-file PATH]
+                         [--models NAME,..] [--batches N,..] [--rounds N] [--steps N]
+                         [--json PATH] [--markdown PATH]
 
-Times forward, backward-data and backward-weight of every layer of the suite at each thread
-count, after measuring this machine's FMA peak and sgemm roofline.
+Suites (default conv; all with --markdown):
+  conv     this machine's FMA peak and sgemm roofline, then forward, backward-data and
+           backward-weight of every layer of the suite file at each thread count
+  train    training-step throughput (forward, cross-entropy, backward, SGD momentum update on
+           random data) of lenet5, mnistnet and resnet20 at batch 64 and 128 at each thread
+           count, in interleaved rounds of fresh processes, with allocations per step
+  memory   peak RSS of a process training resnet20 at batch 128
+  all      the three
+Every figure is set against PyTorch's in ../shared/bench/peers.md where it has one.
 
-  --quick            one warm-up and two timed calls per cell (default: >= 5 calls, >= 0.3 s)
-  --layers a,b       only these layers of the suite
-  --threads 1,2      these thread counts instead of the suite's
-  --json PATH        also write one JSON object per cell to PATH
-  --suite PATH       the suite file (default: benches/conv_suite.toml)";
+  --quick            fewer calls: conv one warm-up and two timed calls per cell; train one
+                     round of two timed steps; memory three steps
+  --threads 1,2      thread counts (conv default: the suite file's; train: 1,2; memory runs
+                     at the largest)
+  --layers a,b       conv: only these layers of the suite
+  --suite-file PATH  conv: the suite file (default: benches/conv_suite.toml)
+  --models a,b       train: these zoo models; memory: the first (default resnet20)
+  --batches 64,128   train: these batch sizes; memory: the first (default 128)
+  --rounds N         train: rounds (default 3, --quick 1)
+  --steps N          memory: training steps before the peak is read (default 5, --quick 3)
+  --json PATH        also write one JSON object per measured cell to PATH
+  --markdown PATH    also write the report (BENCHMARKS.md) to PATH, atomically";
+
+/// Which measurements to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuiteName {
+    /// The conv layer suite (and the machine limits).
+    Conv,
+    /// Training-step throughput.
+    Train,
+    /// Peak RSS of a training process.
+    Memory,
+    /// All three.
+    All,
+}
+
+impl SuiteName {
+    fn parse(value: &str) -> Result<SuiteName> {
+        Ok(match value {
+            "conv" => SuiteName::Conv,
+            "train" => SuiteName::Train,
+            "memory" => SuiteName::Memory,
+            "all" => SuiteName::All,
+            other => bail!(
+                "bench: unknown suite `{other}` (expected conv, train, memory or all; \
+                 a conv suite file goes to --suite-file)\n\n{USAGE}"
+            ),
+        })
+    }
+
+    fn includes(self, part: SuiteName) -> bool {
+        self == SuiteName::All || self == part
+    }
+}
 
 /// Parsed `cargo xtask bench` options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchArgs {
+    suite: Option<SuiteName>,
     quick: bool,
     layers: Option<Vec<String>>,
     threads: Option<Vec<usize>>,
     json: Option<PathBuf>,
-    suite: PathBuf,
+    markdown: Option<PathBuf>,
+    suite_file: PathBuf,
+    models: Option<Vec<String>>,
+    batches: Option<Vec<usize>>,
+    rounds: Option<usize>,
+    steps: Option<usize>,
+    /// Set in worker processes only (not in the usage text).
+    worker: Option<worker::Kind>,
 }
 
 impl BenchArgs {
     /// Parses the arguments after `bench`.
     ///
     /// # Errors
-    /// On an unknown flag, a flag without its value or a thread count that is not a positive
-    /// integer.
+    /// On an unknown flag or suite, a flag without its value, or a count that is not a
+    /// positive integer.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<BenchArgs> {
         let mut parsed = BenchArgs {
+            suite: None,
             quick: false,
             layers: None,
             threads: None,
             json: None,
-            suite: crate::project_root().join("benches/conv_suite.toml"),
+            markdown: None,
+            suite_file: crate::project_root().join("benches/conv_suite.toml"),
+            models: None,
+            batches: None,
+            rounds: None,
+            steps: None,
+            worker: None,
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -65,15 +135,51 @@ impl BenchArgs {
                     .with_context(|| format!("bench: `{flag}` needs a value\n\n{USAGE}"))
             };
             match flag.as_str() {
+                "--suite" => parsed.suite = Some(SuiteName::parse(&value()?)?),
                 "--quick" => parsed.quick = true,
                 "--layers" => parsed.layers = Some(list(&value()?)),
-                "--threads" => parsed.threads = Some(thread_counts(&value()?)?),
+                "--threads" => parsed.threads = Some(counts(&flag, &value()?)?),
                 "--json" => parsed.json = Some(value()?.into()),
-                "--suite" => parsed.suite = value()?.into(),
+                "--markdown" => parsed.markdown = Some(value()?.into()),
+                "--suite-file" => parsed.suite_file = value()?.into(),
+                "--models" => parsed.models = Some(list(&value()?)),
+                "--batches" => parsed.batches = Some(counts(&flag, &value()?)?),
+                "--rounds" => parsed.rounds = Some(count(&flag, &value()?)?),
+                "--steps" => parsed.steps = Some(count(&flag, &value()?)?),
+                "--worker" => parsed.worker = Some(worker::Kind::parse(&value()?)?),
                 other => bail!("bench: unknown argument `{other}`\n\n{USAGE}"),
             }
         }
+        if parsed.models.as_ref().is_some_and(Vec::is_empty) {
+            bail!("bench: `--models` names no model");
+        }
         Ok(parsed)
+    }
+
+    /// The suite to run: the one named, else all with `--markdown`, else conv.
+    fn suite(&self) -> SuiteName {
+        match (self.suite, &self.markdown) {
+            (Some(s), _) => s,
+            (None, Some(_)) => SuiteName::All,
+            (None, None) => SuiteName::Conv,
+        }
+    }
+
+    fn models(&self) -> Vec<String> {
+        self.models
+            .clone()
+            .unwrap_or_else(|| train::MODELS.iter().map(|m| m.to_string()).collect())
+    }
+
+    fn batches(&self) -> Vec<usize> {
+        self.batches
+            .clone()
+            .unwrap_or_else(|| train::BATCHES.to_vec())
+    }
+
+    /// Thread counts of the train and memory suites.
+    fn train_threads(&self) -> Vec<usize> {
+        self.threads.clone().unwrap_or_else(|| vec![1, 2])
     }
 }
 
@@ -86,140 +192,201 @@ fn list(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn thread_counts(value: &str) -> Result<Vec<usize>> {
+fn count(flag: &str, value: &str) -> Result<usize> {
+    match value.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => bail!("bench: `{flag} {value}`: expected a positive integer"),
+    }
+}
+
+fn counts(flag: &str, value: &str) -> Result<Vec<usize>> {
     let counts = list(value)
         .iter()
         .map(|s| s.parse::<usize>().ok().filter(|&t| t > 0))
         .collect::<Option<Vec<_>>>();
     match counts {
         Some(c) if !c.is_empty() => Ok(c),
-        _ => bail!("bench: `--threads {value}`: expected positive integers separated by commas"),
+        _ => bail!("bench: `{flag} {value}`: expected positive integers separated by commas"),
     }
 }
 
-/// Runs the benchmark as `args` say, printing the table as cells finish.
+/// A rayon pool of `threads` workers; each measurement runs inside one, so the thread count
+/// is exactly the one reported.
 ///
 /// # Errors
-/// When the suite cannot be read, a filter names nothing, a thread pool cannot be built, or the
-/// JSON file cannot be written.
+/// When the pool cannot be started.
+pub(crate) fn pool(threads: usize) -> Result<ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .with_context(|| format!("cannot start a pool of {threads} threads"))
+}
+
+/// The `--json` file: one JSON object per line, from every suite that runs.
+pub(crate) struct JsonSink {
+    out: BufWriter<File>,
+    path: PathBuf,
+    lines: usize,
+}
+
+impl JsonSink {
+    fn create(path: PathBuf) -> Result<JsonSink> {
+        let file =
+            File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(JsonSink {
+            out: BufWriter::new(file),
+            path,
+            lines: 0,
+        })
+    }
+
+    /// Appends one line.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub(crate) fn line(&mut self, line: &str) -> Result<()> {
+        writeln!(self.out, "{line}")
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        println!(
+            "\nwrote {} JSON lines to {}",
+            self.lines,
+            self.path.display()
+        );
+        Ok(())
+    }
+}
+
+/// Runs the benchmark as `args` say, printing tables as cells finish.
+///
+/// # Errors
+/// When the suite file cannot be read, a filter names nothing, a thread pool or worker cannot
+/// be started, a measurement fails, or an output file cannot be written.
 pub fn run(args: &BenchArgs) -> Result<()> {
-    let mut suite = Suite::load(&args.suite)?;
-    suite.select_layers(args.layers.as_deref())?;
-    let threads = args
-        .threads
-        .clone()
-        .unwrap_or_else(|| suite.threads.clone());
-    let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
+    if let Some(kind) = args.worker {
+        return run_worker(kind, args);
+    }
+    let suite_name = args.suite();
     let isa = Isa::selected()?;
     let machine = Machine {
         cpu: machine::cpu_model(),
         isa: isa.name(),
     };
-    let mut json = match &args.json {
-        Some(path) => {
-            Some(BufWriter::new(File::create(path).with_context(|| {
-                format!("cannot create {}", path.display())
-            })?))
-        }
-        None => None,
-    };
-
+    let peers = Peers::embedded();
+    let mut json = args.json.clone().map(JsonSink::create).transpose()?;
     println!("cpu: {}", machine.cpu);
     println!("isa: {}", machine.isa);
-    let pools = threads
-        .iter()
-        .map(|&t| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .with_context(|| format!("cannot start a pool of {t} threads"))
-        })
-        .collect::<Result<Vec<ThreadPool>>>()?;
-    let limits: Vec<Limits> = pools
-        .iter()
-        .map(|pool| Limits {
-            threads: pool.current_num_threads(),
-            fma_gflops: peak::fma_peak_gflops(pool, isa),
-            sgemm_gflops: peak::sgemm_gflops(pool),
-        })
-        .collect();
-    print!("{}", report::limits_table(&limits));
-    println!();
-    println!("{}", report::table_header());
 
-    let mut rows = Vec::new();
-    let mut workspace = ConvWorkspace::default();
-    for layer in &suite.layers {
-        let mut buffers = Buffers::new(layer)?;
-        for pass in Pass::ALL {
-            for (pool, limits) in pools.iter().zip(&limits) {
-                let seconds =
-                    pool.install(|| plan.median_seconds(|| buffers.call(pass, &mut workspace)));
-                let row = Row::new(&layer.name, pass, limits, seconds, buffers.flops);
-                println!("{}", report::table_row(&row));
-                if let Some(out) = json.as_mut() {
-                    writeln!(out, "{}", report::json_line(&row, &machine))?;
-                }
-                rows.push(row);
-            }
+    let mut threads_used = Vec::new();
+    let conv = if suite_name.includes(SuiteName::Conv) {
+        let mut suite = Suite::load(&args.suite_file)?;
+        suite.select_layers(args.layers.as_deref())?;
+        let threads = args
+            .threads
+            .clone()
+            .unwrap_or_else(|| suite.threads.clone());
+        let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
+        let results = conv::run(&suite, &threads, plan, isa, &machine, &peers, json.as_mut())?;
+        let s = markdown::summarize(&results.rows, &[]);
+        if let Some(g) = s.conv_geomean {
+            println!(
+                "\nGanglion / PyTorch at {} threads: geometric mean {g:.2}x, lowest {}",
+                peers::COMPARE_THREADS,
+                s.conv_worst
+                    .map_or("-".to_string(), |(v, c)| format!("{v:.2}x ({c})"))
+            );
         }
+        threads_used.extend(threads);
+        Some(results)
+    } else {
+        None
+    };
+
+    let train_rows = if suite_name.includes(SuiteName::Train) {
+        println!();
+        let threads = args.train_threads();
+        let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+        let models = args.models();
+        let batches = args.batches();
+        let rows = train::run(
+            &models,
+            &batches,
+            &threads,
+            rounds,
+            args.quick,
+            &machine,
+            &peers,
+            json.as_mut(),
+        )?;
+        threads_used.extend(threads);
+        rows
+    } else {
+        Vec::new()
+    };
+
+    let memory = if suite_name.includes(SuiteName::Memory) {
+        println!();
+        let threads = args.train_threads().into_iter().max().unwrap_or(2);
+        let model = args
+            .models
+            .as_ref()
+            .map_or(memory::MODEL.to_string(), |m| m[0].clone());
+        let batch = args.batches.as_ref().map_or(memory::BATCH, |b| b[0]);
+        let steps = args.steps.unwrap_or(if args.quick { 3 } else { 5 });
+        threads_used.push(threads);
+        Some(memory::run(
+            &model,
+            batch,
+            threads,
+            steps,
+            &machine,
+            &peers,
+            json.as_mut(),
+        )?)
+    } else {
+        None
+    };
+
+    if let Some(sink) = json {
+        sink.finish()?;
     }
-    if let (Some(out), Some(path)) = (json.as_mut(), &args.json) {
-        out.flush()
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        println!("\nwrote {} JSON lines to {}", rows.len(), path.display());
+    if let Some(path) = &args.markdown {
+        threads_used.sort_unstable();
+        threads_used.dedup();
+        let report = markdown::Report {
+            machine: &machine,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            date: markdown::utc_date(),
+            threads: &threads_used,
+            conv: conv.as_ref(),
+            train: &train_rows,
+            memory: memory.as_ref(),
+            peers: &peers,
+        };
+        markdown::write_atomic(path, &markdown::render(&report))?;
+        println!("wrote {}", path.display());
     }
     Ok(())
 }
 
-/// One layer's preallocated tensors, reused by every timed call of its cells.
-struct Buffers {
-    shape: ganglion_im2col_conv::Conv2dShape,
-    flops: f64,
-    input: Vec<f32>,
-    weight: Vec<f32>,
-    output: Vec<f32>,
-    grad_output: Vec<f32>,
-    grad_input: Vec<f32>,
-    grad_weight: Vec<f32>,
-}
-
-impl Buffers {
-    fn new(layer: &Layer) -> Result<Buffers> {
-        let shape = layer.shape()?;
-        let mut rng = Rng::seed_from(0x5eed);
-        let mut random =
-            |len: usize| -> Vec<f32> { (0..len).map(|_| rng.uniform_range(-1.0, 1.0)).collect() };
-        Ok(Buffers {
-            flops: shape.flops(),
-            input: random(shape.input_len()),
-            weight: random(shape.weight_len()),
-            output: random(shape.output_len()),
-            grad_output: random(shape.output_len()),
-            grad_input: random(shape.input_len()),
-            grad_weight: random(shape.weight_len()),
-            shape,
-        })
-    }
-
-    /// One call of the pass; the kernels overwrite their outputs, so calls can repeat.
-    fn call(&mut self, pass: Pass, ws: &mut ConvWorkspace) {
-        let s = &self.shape;
-        match pass {
-            Pass::Forward => {
-                conv2d_forward(s, &self.input, &self.weight, None, &mut self.output, ws)
-            }
-            Pass::BackwardData => {
-                conv2d_backward_data(s, &self.grad_output, &self.weight, &mut self.grad_input, ws)
-            }
-            Pass::BackwardWeight => conv2d_backward_weight(
-                s,
-                &self.input,
-                &self.grad_output,
-                &mut self.grad_weight,
-                None,
-                ws,
-            ),
+/// The worker side of `--worker KIND` (see [`worker`]).
+fn run_worker(kind: worker::Kind, args: &BenchArgs) -> Result<()> {
+    let models = args.models();
+    let batches = args.batches();
+    let threads = args.train_threads();
+    match kind {
+        worker::Kind::Train => train::worker(&models, &batches, &threads, args.quick),
+        worker::Kind::Memory => {
+            let steps = args.steps.unwrap_or(if args.quick { 3 } else { 5 });
+            let threads = threads.into_iter().max().unwrap_or(2);
+            memory::worker(&models[0], batches[0], threads, steps)
         }
     }
 }
@@ -245,12 +412,57 @@ mod tests {
         ])
         .unwrap();
         assert!(a.quick);
-        assert_eq!(a.layers.unwrap(), ["cifar.64", "lenet.c1"]);
-        assert_eq!(a.threads.unwrap(), [2]);
-        assert_eq!(a.json.unwrap(), PathBuf::from("x.jsonl"));
-        assert!(a.suite.ends_with("benches/conv_suite.toml"));
+        assert_eq!(a.layers.clone().unwrap(), ["cifar.64", "lenet.c1"]);
+        assert_eq!(a.threads.clone().unwrap(), [2]);
+        assert_eq!(a.json.clone().unwrap(), PathBuf::from("x.jsonl"));
+        assert!(a.suite_file.ends_with("benches/conv_suite.toml"));
+        assert_eq!(a.suite(), SuiteName::Conv);
         let d = parse(&[]).unwrap();
         assert!(!d.quick && d.layers.is_none() && d.threads.is_none() && d.json.is_none());
+        assert_eq!(d.suite(), SuiteName::Conv);
+        assert_eq!(d.models(), ["lenet5", "mnistnet", "resnet20"]);
+        assert_eq!(
+            (d.batches(), d.train_threads()),
+            (vec![64, 128], vec![1, 2])
+        );
+    }
+
+    #[test]
+    fn suites_and_their_options() {
+        let t = parse(&[
+            "--suite",
+            "train",
+            "--models",
+            "lenet5",
+            "--batches",
+            "32,64",
+            "--rounds",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(t.suite(), SuiteName::Train);
+        assert!(t.suite().includes(SuiteName::Train) && !t.suite().includes(SuiteName::Conv));
+        assert_eq!(
+            (t.models(), t.batches(), t.rounds),
+            (vec!["lenet5".to_string()], vec![32, 64], Some(5))
+        );
+        // --markdown implies all, unless a suite is named.
+        let m = parse(&["--markdown", "B.md"]).unwrap();
+        assert_eq!(m.suite(), SuiteName::All);
+        assert!(
+            [SuiteName::Conv, SuiteName::Train, SuiteName::Memory]
+                .iter()
+                .all(|&s| m.suite().includes(s))
+        );
+        let mc = parse(&["--markdown", "B.md", "--suite", "conv"]).unwrap();
+        assert_eq!(mc.suite(), SuiteName::Conv);
+        let f = parse(&["--suite-file", "other.toml", "--steps", "2"]).unwrap();
+        assert_eq!(
+            (f.suite_file, f.steps),
+            (PathBuf::from("other.toml"), Some(2))
+        );
+        let w = parse(&["--worker", "memory"]).unwrap();
+        assert_eq!(w.worker, Some(worker::Kind::Memory));
     }
 
     #[test]
@@ -260,5 +472,11 @@ mod tests {
         assert!(parse(&["--threads", "0"]).is_err());
         assert!(parse(&["--threads", "two"]).is_err());
         assert!(parse(&["--threads", ""]).is_err());
+        let suite = parse(&["--suite", "benches/conv_suite.toml"]).unwrap_err();
+        assert!(suite.to_string().contains("--suite-file"), "{suite}");
+        assert!(parse(&["--rounds", "0"]).is_err());
+        assert!(parse(&["--batches", "64,x"]).is_err());
+        assert!(parse(&["--models", ","]).is_err());
+        assert!(parse(&["--worker", "conv"]).is_err());
     }
 }

@@ -1,8 +1,9 @@
 //! This machine's arithmetic limits, measured: the f32 FMA peak (independent FMA chains on every
 //! thread of a pool) and the sgemm roofline (`matrixmultiply::sgemm` at 2048^3).
 //!
-//! The only `unsafe` of xtask lives here: calls into `#[target_feature]` functions after the
-//! feature was detected, and the raw-pointer `sgemm` call behind a length-checked wrapper.
+//! Apart from the counting allocator (`alloc_count.rs`), the only `unsafe` of xtask lives
+//! here: calls into `#[target_feature]` functions after the feature was detected, and the
+//! raw-pointer `sgemm` call behind a length-checked wrapper.
 
 use super::machine::Isa;
 use super::timing::Plan;

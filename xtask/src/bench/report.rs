@@ -1,5 +1,7 @@
-//! Rendering measured cells: the console table and JSON lines (one object per cell).
+//! Measured conv cells and their rendering: the console table and JSON lines (one object per
+//! cell), each set against PyTorch's figure for the same cell where peers.md has one.
 
+use super::peers;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -57,6 +59,12 @@ pub struct Row {
     pub peak_fraction: f64,
     /// `gflops` over the sgemm roofline at this thread count.
     pub sgemm_fraction: f64,
+    /// PyTorch's GFLOP/s for the same cell (peers.md), where it was measured.
+    #[serde(skip)]
+    pub pytorch_gflops: Option<f64>,
+    /// Ganglion's speed over PyTorch's (`gflops / pytorch_gflops`).
+    #[serde(skip)]
+    pub ratio: Option<f64>,
 }
 
 impl Row {
@@ -71,7 +79,17 @@ impl Row {
             gflops,
             peak_fraction: gflops / limits.fma_gflops,
             sgemm_fraction: gflops / limits.sgemm_gflops,
+            pytorch_gflops: None,
+            ratio: None,
         }
+    }
+
+    /// The same cell set against PyTorch's median time for it (`None`: not measured), the
+    /// pass doing `flops` nominal FLOPs.
+    pub fn with_peer(mut self, peer_ms: Option<f64>, flops: f64) -> Row {
+        self.pytorch_gflops = peer_ms.map(|ms| flops / (ms * 1e-3) / 1e9);
+        self.ratio = peer_ms.map(|ms| peers::speed_ratio(self.ms_median, ms));
+        self
     }
 }
 
@@ -87,8 +105,8 @@ pub struct Machine {
 /// The column titles of the console table, with a rule below.
 pub fn table_header() -> String {
     let title = format!(
-        "{:<12} {:<15} {:>7} {:>10} {:>9} {:>7} {:>8}",
-        "layer", "pass", "threads", "median ms", "GFLOP/s", "% peak", "% sgemm"
+        "{:<12} {:<15} {:>7} {:>10} {:>9} {:>7} {:>8} {:>9} {:>6}",
+        "layer", "pass", "threads", "median ms", "GFLOP/s", "% peak", "% sgemm", "torch", "ratio"
     );
     let rule = "-".repeat(title.len());
     format!("{title}\n{rule}")
@@ -97,15 +115,22 @@ pub fn table_header() -> String {
 /// One console table line.
 pub fn table_row(row: &Row) -> String {
     format!(
-        "{:<12} {:<15} {:>7} {:>10.3} {:>9.1} {:>7.1} {:>8.1}",
+        "{:<12} {:<15} {:>7} {:>10.3} {:>9.1} {:>7.1} {:>8.1} {:>9} {:>6}",
         row.layer,
         row.pass.name(),
         row.threads,
         row.ms_median,
         row.gflops,
         row.peak_fraction * 100.0,
-        row.sgemm_fraction * 100.0
+        row.sgemm_fraction * 100.0,
+        optional(row.pytorch_gflops, 1),
+        optional(row.ratio, 2)
     )
+}
+
+/// A figure with `decimals` decimals, or `-` where there is none.
+pub fn optional(value: Option<f64>, decimals: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
 }
 
 /// The machine limits as console lines.
@@ -122,7 +147,8 @@ pub fn limits_table(limits: &[Limits]) -> String {
 }
 
 /// One JSON line for a cell: `layer`, `pass`, `threads`, `ms_median`, `gflops` first, then
-/// `peak_fraction`, `sgemm_fraction`, `isa` and `cpu`.
+/// `peak_fraction`, `sgemm_fraction`, `isa`, `cpu`, `pytorch_gflops` and `ratio` (the last two
+/// `null` where peers.md has no figure).
 pub fn json_line(row: &Row, machine: &Machine) -> String {
     #[derive(Serialize)]
     struct Record<'a> {
@@ -130,11 +156,15 @@ pub fn json_line(row: &Row, machine: &Machine) -> String {
         row: &'a Row,
         isa: &'a str,
         cpu: &'a str,
+        pytorch_gflops: Option<f64>,
+        ratio: Option<f64>,
     }
     let record = Record {
         row,
         isa: machine.isa,
         cpu: &machine.cpu,
+        pytorch_gflops: row.pytorch_gflops,
+        ratio: row.ratio,
     };
     serde_json::to_string(&record).expect("a row of numbers and strings serialises")
 }
@@ -143,13 +173,18 @@ pub fn json_line(row: &Row, machine: &Machine) -> String {
 mod tests {
     use super::*;
 
-    fn row() -> Row {
-        let limits = Limits {
+    fn limits_2t() -> Limits {
+        Limits {
             threads: 2,
             fma_gflops: 240.0,
             sgemm_gflops: 180.0,
-        };
+        }
+    }
+
+    fn row() -> Row {
+        let limits = limits_2t();
         Row::new("cifar.64", Pass::BackwardData, &limits, 0.024, 4.832e9)
+            .with_peer(Some(48.0), 4.832e9)
     }
 
     #[test]
@@ -159,6 +194,13 @@ mod tests {
         assert!((r.gflops - 201.333_333).abs() < 1e-3);
         assert!((r.peak_fraction - 201.333_333 / 240.0).abs() < 1e-6);
         assert!((r.sgemm_fraction - 201.333_333 / 180.0).abs() < 1e-6);
+        assert!((r.pytorch_gflops.unwrap() - 100.666_667).abs() < 1e-3);
+        assert_eq!(r.ratio, Some(2.0));
+        let alone = Row::new("x", Pass::Forward, &limits_2t(), 0.001, 1e9).with_peer(None, 1e9);
+        assert_eq!((alone.pytorch_gflops, alone.ratio), (None, None));
+        let line = table_row(&alone);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields[7..], ["-", "-"], "{line}");
     }
 
     #[test]
@@ -176,7 +218,9 @@ mod tests {
                 "24.000",
                 "201.3",
                 "83.9",
-                "111.9"
+                "111.9",
+                "100.7",
+                "2.00"
             ]
         );
     }
@@ -198,6 +242,8 @@ mod tests {
             "sgemm_fraction",
             "isa",
             "cpu",
+            "pytorch_gflops",
+            "ratio",
         ];
         let positions: Vec<usize> = keys
             .iter()

@@ -29,6 +29,21 @@ impl Plan {
         min_seconds: 0.0,
     };
 
+    /// One round of a training-step cell: two untimed steps (the first fills the graph's
+    /// buffer pool, the second shows it warm), then >= 5 steps and >= 1 s.
+    pub const TRAIN: Plan = Plan {
+        warmup_calls: 2,
+        min_calls: 5,
+        min_seconds: 1.0,
+    };
+
+    /// `--quick` training cells: the two warm-up steps, two timed ones.
+    pub const TRAIN_QUICK: Plan = Plan {
+        warmup_calls: 2,
+        min_calls: 2,
+        min_seconds: 0.0,
+    };
+
     /// Machine limits, `--quick` or not: a few short calls, of which the fastest counts.
     pub const LIMITS: Plan = Plan {
         warmup_calls: 1,
@@ -51,19 +66,38 @@ impl Plan {
 
     /// Seconds of each timed call, after the warm-up.
     fn timed_calls(&self, mut call: impl FnMut()) -> Vec<f64> {
-        for _ in 0..self.warmup_calls {
+        let infallible = self.try_timed_calls(|| {
             call();
+            Ok::<(), std::convert::Infallible>(())
+        });
+        match infallible {
+            Ok(times) => times,
+            Err(never) => match never {},
+        }
+    }
+
+    /// Calls `call` as the plan says, the first [`Plan::warmup_calls`] calls untimed, and
+    /// returns the seconds of each timed call.
+    ///
+    /// # Errors
+    /// The first error `call` returns.
+    pub fn try_timed_calls<E>(
+        &self,
+        mut call: impl FnMut() -> Result<(), E>,
+    ) -> Result<Vec<f64>, E> {
+        for _ in 0..self.warmup_calls {
+            call()?;
         }
         let mut times = Vec::with_capacity(self.min_calls.max(1));
         let mut total = 0.0;
         while times.len() < self.min_calls.max(1) || total < self.min_seconds {
             let start = Instant::now();
-            call();
+            call()?;
             let seconds = start.elapsed().as_secs_f64();
             total += seconds;
             times.push(seconds);
         }
-        times
+        Ok(times)
     }
 }
 

@@ -82,17 +82,19 @@ impl Graph {
         );
         let xv = &self.nodes[xi].value;
         let [n, c, h, w] = dims4(OP, "input", xv)?;
-        let want = format!("must be [{c}] for input {:?}", xv.shape());
-        for (what, shape) in [
-            ("weight", self.nodes[wi].value.shape().to_vec()),
-            ("bias", self.nodes[bi].value.shape().to_vec()),
-            ("running_mean", running_mean.shape()),
-            ("running_var", running_var.shape()),
-        ] {
-            if shape != [c] {
-                return Err(AutogradError::bad_shape(OP, what, &shape, want.as_str()));
+        // Shapes are compared in place and the message is built only on failure: this runs
+        // for every batch-norm layer of every training step, which must not allocate.
+        let check = |what: &'static str, shape: &[usize]| {
+            if shape == [c] {
+                return Ok(());
             }
-        }
+            let want = format!("must be [{c}] for input {:?}", xv.shape());
+            Err(AutogradError::bad_shape(OP, what, shape, want))
+        };
+        check("weight", self.nodes[wi].value.shape())?;
+        check("bias", self.nodes[bi].value.shape())?;
+        check("running_mean", running_mean.read().value.shape())?;
+        check("running_var", running_var.read().value.shape())?;
         if !(eps >= 0.0 && eps.is_finite()) {
             return Err(AutogradError::invalid(
                 OP,

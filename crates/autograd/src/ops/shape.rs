@@ -18,6 +18,50 @@ pub(crate) fn dims4(
     }
 }
 
+/// Ranks up to this keep a [`ShapeBuf`] on the stack (CNN tensors have rank 4 at most).
+const INLINE_RANK: usize = 8;
+
+/// A copy of a shape with one dimension replaced, on the stack up to [`INLINE_RANK`]
+/// dimensions: the ops that derive an output shape from an input's run every training step,
+/// and a steady-state step allocates nothing.
+struct ShapeBuf {
+    inline: [usize; INLINE_RANK],
+    spill: Vec<usize>,
+    rank: usize,
+}
+
+impl ShapeBuf {
+    /// `shape` with `shape[axis] = value`.
+    ///
+    /// # Panics
+    /// If `axis >= shape.len()` (callers check the rank first).
+    fn with_dim(shape: &[usize], axis: usize, value: usize) -> Self {
+        let rank = shape.len();
+        let mut buf = Self {
+            inline: [0; INLINE_RANK],
+            spill: Vec::new(),
+            rank,
+        };
+        let dims = if rank <= INLINE_RANK {
+            &mut buf.inline[..rank]
+        } else {
+            buf.spill.extend_from_slice(shape);
+            &mut buf.spill[..]
+        };
+        dims.copy_from_slice(shape);
+        dims[axis] = value;
+        buf
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        if self.rank <= INLINE_RANK {
+            &self.inline[..self.rank]
+        } else {
+            &self.spill
+        }
+    }
+}
+
 impl Graph {
     /// The same elements under `shape` (same element count).
     ///
@@ -106,9 +150,8 @@ impl Graph {
             }
             total += s[axis];
         }
-        // A rare op (DenseNet / Inception blocks): a small shape vector is not worth pooling.
-        let mut shape = first_shape.to_vec();
-        shape[axis] = total;
+        let shape = ShapeBuf::with_dim(first_shape, axis, total);
+        let shape = shape.as_slice();
         let mut ids = self.pool.take_u32(xs.len());
         for (slot, x) in ids.iter_mut().zip(xs) {
             *slot = x.index() as u32;
@@ -116,7 +159,7 @@ impl Graph {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let row = total * inner;
-        let mut y = self.pool.take(&shape);
+        let mut y = self.pool.take(shape);
         let yd = y.data_mut();
         let mut offset = 0;
         for &i in &ids {
@@ -157,9 +200,8 @@ impl Graph {
         let inner: usize = s[2..].iter().product();
         let (n, c) = (s[0], s[1]);
         let c_out = before + c + after;
-        let mut shape = s.to_vec();
-        shape[1] = c_out;
-        let mut y = self.pool.take_zeroed(&shape);
+        let shape = ShapeBuf::with_dim(s, 1, c_out);
+        let mut y = self.pool.take_zeroed(shape.as_slice());
         let yd = y.data_mut();
         let (src_len, dst_len) = (c * inner, c_out * inner);
         for item in 0..n {
@@ -261,4 +303,18 @@ pub(crate) fn subsample_backward(ctx: &mut Backward<'_>, x: usize, stride: [usiz
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_buf_replaces_one_dimension_inline_and_spilled() {
+        let small = ShapeBuf::with_dim(&[2, 3, 4, 5], 1, 7);
+        assert_eq!(small.as_slice(), &[2, 7, 4, 5]);
+        let rank9: Vec<usize> = (1..=9).collect();
+        let big = ShapeBuf::with_dim(&rank9, 8, 0);
+        assert_eq!(big.as_slice(), &[1, 2, 3, 4, 5, 6, 7, 8, 0]);
+    }
 }

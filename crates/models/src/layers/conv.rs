@@ -2,6 +2,7 @@
 
 use crate::ModelError;
 use crate::module::{Entry, Module, join};
+use crate::summary::{Footprint, Geometry};
 use ganglion_autograd::{Graph, Param, Var};
 use ganglion_im2col_conv::Conv2dParams;
 use ganglion_tensor::{Rng, init};
@@ -134,6 +135,19 @@ impl Module for Conv2d {
 
     fn kind(&self) -> &str {
         "Conv2d"
+    }
+
+    fn geometry(&self) -> Geometry {
+        let p = &self.params;
+        Geometry {
+            footprint: Footprint::Window {
+                kernel: self.kernel,
+                stride: p.stride,
+                padding: p.padding,
+                dilation: p.dilation,
+            },
+            macs_per_output: (self.in_channels / p.groups * self.kernel[0] * self.kernel[1]) as u64,
+        }
     }
 
     fn describe(&self) -> String {

@@ -2,6 +2,7 @@
 
 use crate::ModelError;
 use crate::module::{Entry, Module, join};
+use crate::summary::{Footprint, Geometry};
 use ganglion_autograd::{Graph, Param, Var};
 use ganglion_tensor::{Rng, init};
 
@@ -78,6 +79,13 @@ impl Module for Linear {
 
     fn kind(&self) -> &str {
         "Linear"
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            footprint: Footprint::Global,
+            macs_per_output: self.in_features as u64,
+        }
     }
 
     fn describe(&self) -> String {

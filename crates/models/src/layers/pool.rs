@@ -3,6 +3,7 @@
 use super::conv::pair;
 use crate::ModelError;
 use crate::module::{Entry, Module};
+use crate::summary::{Footprint, Geometry};
 use ganglion_autograd::{Graph, Var};
 use ganglion_pooling::Pool2dParams;
 
@@ -26,6 +27,19 @@ impl MaxPool2d {
     /// The window parameters.
     pub fn params(&self) -> &Pool2dParams {
         &self.params
+    }
+}
+
+/// A pooling window's footprint; pooling multiplies by no weights.
+fn pool_geometry(p: &Pool2dParams) -> Geometry {
+    Geometry {
+        footprint: Footprint::Window {
+            kernel: p.kernel,
+            stride: p.stride,
+            padding: p.padding,
+            dilation: [1, 1],
+        },
+        macs_per_output: 0,
     }
 }
 
@@ -56,6 +70,10 @@ impl Module for MaxPool2d {
 
     fn kind(&self) -> &str {
         "MaxPool2d"
+    }
+
+    fn geometry(&self) -> Geometry {
+        pool_geometry(&self.params)
     }
 
     fn describe(&self) -> String {
@@ -113,6 +131,10 @@ impl Module for AvgPool2d {
         "AvgPool2d"
     }
 
+    fn geometry(&self) -> Geometry {
+        pool_geometry(&self.params)
+    }
+
     fn describe(&self) -> String {
         let extra = if self.count_include_pad {
             ""
@@ -160,6 +182,13 @@ impl Module for GlobalAvgPool2d {
 
     fn kind(&self) -> &str {
         "GlobalAvgPool2d"
+    }
+
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            footprint: Footprint::Global,
+            macs_per_output: 0,
+        }
     }
 
     fn describe(&self) -> String {

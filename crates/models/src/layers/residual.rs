@@ -5,6 +5,7 @@
 use crate::ModelError;
 use crate::layers::{BatchNorm2d, Conv2d};
 use crate::module::{Entry, Module, join};
+use crate::trace::{Recorder, TraceEvent};
 use ganglion_autograd::{Graph, Var};
 use ganglion_im2col_conv::Conv2dParams;
 use ganglion_tensor::Rng;
@@ -121,20 +122,22 @@ impl BasicBlock {
         &self.bn2
     }
 
-    fn layers(&self) -> [(&'static str, &dyn Module); 4] {
-        [
-            ("conv1", &self.conv1),
-            ("bn1", &self.bn1),
-            ("conv2", &self.conv2),
-            ("bn2", &self.bn2),
-        ]
-    }
-}
-
-impl Module for BasicBlock {
-    fn forward(&self, g: &mut Graph, x: Var) -> Result<Var, ModelError> {
-        let step = |g: &mut Graph, name: &str, m: &dyn Module, x: Var| {
-            m.forward(g, x).map_err(|e| e.in_child(name, m.kind()))
+    /// The forward pass; with `trace` (the block's name and a recorder) every child's output
+    /// and the block's own are reported. The plain pass builds no names.
+    fn run(
+        &self,
+        g: &mut Graph,
+        x: Var,
+        mut trace: Option<(&str, &mut Recorder<'_>)>,
+    ) -> Result<Var, ModelError> {
+        let mut step = |g: &mut Graph, name: &str, m: &dyn Module, x: Var| {
+            match trace.as_mut() {
+                Some((prefix, record)) => {
+                    m.forward_traced(g, x, &join(prefix, name), &mut **record)
+                }
+                None => m.forward(g, x),
+            }
+            .map_err(|e| e.in_child(name, m.kind()))
         };
         let out = step(g, "conv1", &self.conv1, x)?;
         let out = step(g, "bn1", &self.bn1, out)?;
@@ -157,7 +160,41 @@ impl Module for BasicBlock {
             }
         };
         let sum = g.add(out, short)?;
-        Ok(g.relu(sum)?)
+        let y = g.relu(sum)?;
+        if let Some((prefix, record)) = trace {
+            record(TraceEvent {
+                name: prefix,
+                kind: self.kind(),
+                var: y,
+                value: g.value(y),
+            });
+        }
+        Ok(y)
+    }
+
+    fn layers(&self) -> [(&'static str, &dyn Module); 4] {
+        [
+            ("conv1", &self.conv1),
+            ("bn1", &self.bn1),
+            ("conv2", &self.conv2),
+            ("bn2", &self.bn2),
+        ]
+    }
+}
+
+impl Module for BasicBlock {
+    fn forward(&self, g: &mut Graph, x: Var) -> Result<Var, ModelError> {
+        self.run(g, x, None)
+    }
+
+    fn forward_traced(
+        &self,
+        g: &mut Graph,
+        x: Var,
+        prefix: &str,
+        record: &mut Recorder<'_>,
+    ) -> Result<Var, ModelError> {
+        self.run(g, x, Some((prefix, record)))
     }
 
     fn visit<'a>(&'a self, prefix: &str, v: &mut dyn FnMut(&str, Entry<'a>)) {

@@ -3,6 +3,7 @@
 
 use crate::ModelError;
 use crate::module::{Entry, Module, join};
+use crate::trace::{Recorder, TraceEvent};
 use ganglion_autograd::{Graph, Var};
 
 /// A chain of modules, each fed the previous one's output.
@@ -103,6 +104,28 @@ impl Module for Sequential {
                 .forward(g, x)
                 .map_err(|e| e.in_child(name, layer.kind()))?;
         }
+        Ok(x)
+    }
+
+    fn forward_traced(
+        &self,
+        g: &mut Graph,
+        x: Var,
+        prefix: &str,
+        record: &mut Recorder<'_>,
+    ) -> Result<Var, ModelError> {
+        let mut x = x;
+        for (name, layer) in &self.layers {
+            x = layer
+                .forward_traced(g, x, &join(prefix, name), record)
+                .map_err(|e| e.in_child(name, layer.kind()))?;
+        }
+        record(TraceEvent {
+            name: prefix,
+            kind: self.kind(),
+            var: x,
+            value: g.value(x),
+        });
         Ok(x)
     }
 

@@ -14,6 +14,7 @@ pub use resnet::resnet20;
 use crate::ModelError;
 use crate::layers::Sequential;
 use crate::module::{Entry, Module};
+use crate::trace::Recorder;
 use ganglion_autograd::{Graph, Var};
 use ganglion_tensor::Rng;
 
@@ -66,6 +67,16 @@ impl Network {
 impl Module for Network {
     fn forward(&self, g: &mut Graph, x: Var) -> Result<Var, ModelError> {
         self.body.forward(g, x)
+    }
+
+    fn forward_traced(
+        &self,
+        g: &mut Graph,
+        x: Var,
+        prefix: &str,
+        record: &mut Recorder<'_>,
+    ) -> Result<Var, ModelError> {
+        self.body.forward_traced(g, x, prefix, record)
     }
 
     fn visit<'a>(&'a self, prefix: &str, v: &mut dyn FnMut(&str, Entry<'a>)) {
