@@ -62,6 +62,14 @@ fn any_worker_count_and_depth_gives_the_same_batches() {
             assert_eq!(seen, inline);
         }
     }
+    // Resuming mid-epoch with several workers gives the tail.
+    let loader = BatchLoader::new(
+        data.clone(),
+        &Normalize::cifar10(),
+        base.clone().with_workers(3),
+    )
+    .unwrap();
+    assert_eq!(loader.epoch_from(3, 5).collect::<Vec<_>>(), inline[5..]);
     // Another epoch differs.
     assert_ne!(batches(&data, base.with_workers(3), 4), inline);
 }
