@@ -16,3 +16,8 @@ mod check;
 
 pub use case::{Case, OracleError, bundled_dir, load_case, load_dir};
 pub use check::{Check, check};
+
+// Compiles the README's example with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

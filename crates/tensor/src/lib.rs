@@ -38,3 +38,8 @@ mod tensor;
 pub use error::TensorError;
 pub use rng::Rng;
 pub use tensor::{Tensor, numel};
+
+// Compiles the README's example with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
