@@ -1,7 +1,7 @@
 //! Backward-data (input gradient) by GEMM + col2im: per image, pixel tile and group,
 //! `col_g = W_g^T x dY_g`, then the columns are scatter-added into `dX`.
 
-use crate::gemm::{Beta, MatMut, MatRef, gemm};
+use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks};
@@ -32,15 +32,40 @@ pub fn conv2d_backward_data(
     assert_len(OP, "weight", weight.len(), shape.weight_len());
     assert_len(OP, "grad_input", grad_input.len(), shape.input_len());
     let plan = Plan::new(shape);
+    let groups = shape.params.groups;
+    let kern = plan.kernel;
+    let baseline = Backend::selected() == Backend::MatrixMultiply;
+    let per_group = PackedA::len(kern, plan.k_g, plan.cout_g);
+    let threads = rayon::current_num_threads();
+    let whole_images = enough_tasks(shape.n, threads);
+    let slot_count = if whole_images {
+        shape.n.div_ceil(shape.n.div_ceil(threads))
+    } else {
+        1
+    };
+    let packed_len = if baseline { 0 } else { groups * per_group };
+    let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, plan.col_len(), 0);
+    // `W_g^T` packed once here, shared read-only by every task.
+    let weights_t: Vec<PackedA<'_>> = if baseline {
+        Vec::new()
+    } else {
+        packed
+            .chunks_exact_mut(per_group)
+            .enumerate()
+            .map(|(g, dst)| {
+                let a = weight_t(weight, &plan, g, 0, plan.k_g);
+                PackedA::pack(kern, a, KBlocks::new(plan.cout_g, 1), dst)
+            })
+            .collect()
+    };
     let bwd = BackwardData {
         plan,
         taps: Taps::new(shape),
         weight,
+        weights_t,
     };
-    let threads = rayon::current_num_threads();
-    if enough_tasks(shape.n, threads) {
+    if whole_images {
         let per = shape.n.div_ceil(threads);
-        let slots = ws.slots(shape.n.div_ceil(per), plan.col_len(), 0);
         grad_input
             .par_chunks_mut(per * plan.in_img)
             .zip(grad_output.par_chunks(per * plan.out_img))
@@ -51,7 +76,7 @@ pub fn conv2d_backward_data(
                 }
             });
     } else {
-        let slot = &mut ws.slots(1, plan.col_len(), 0)[0];
+        let slot = &mut slots[0];
         for (dx_img, dy_img) in grad_input
             .chunks_mut(plan.in_img)
             .zip(grad_output.chunks(plan.out_img))
@@ -66,17 +91,18 @@ struct BackwardData<'a> {
     plan: Plan,
     taps: Taps,
     weight: &'a [f32],
+    /// `W_g^T` packed for the micro-kernel, one per group (empty on the baseline backend).
+    weights_t: Vec<PackedA<'a>>,
+}
+
+/// Rows `r0..r0 + rows` of `W_g^T` (`[cin/g*kh*kw, cout/g]`), read in place from the OIHW
+/// weight: element `(i, j)` is `W[g * cout/g + j, r0 + i]`.
+fn weight_t<'a>(weight: &'a [f32], p: &Plan, g: usize, r0: usize, rows: usize) -> MatRef<'a> {
+    let at = g * p.cout_g * p.k_g + r0;
+    MatRef::new(&weight[at..], rows, p.cout_g, 1, p.k_g)
 }
 
 impl BackwardData<'_> {
-    /// Rows `r0..r0 + rows` of `W_g^T` (`[cin/g*kh*kw, cout/g]`), read in place from the OIHW
-    /// weight: element `(i, j)` is `W[g * cout/g + j, r0 + i]`.
-    fn weight_t(&self, g: usize, r0: usize, rows: usize) -> MatRef<'_> {
-        let p = &self.plan;
-        let at = g * p.cout_g * p.k_g + r0;
-        MatRef::new(&self.weight[at..], rows, p.cout_g, 1, p.k_g)
-    }
-
     /// One image: `dy` is `[cout, out_h, out_w]`, `dx` is `[cin, h, w]`.
     fn image(&self, dy: &[f32], dx: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
@@ -110,7 +136,10 @@ impl BackwardData<'_> {
     ) {
         let p = &self.plan;
         let len = t1 - t0;
-        let rb = Plan::row_block(p.k_g, par);
+        let packed = !self.weights_t.is_empty();
+        let mr = if packed { p.kernel.mr() } else { 1 };
+        let nr = p.kernel.nr();
+        let rb = Plan::row_block(p.k_g, mr, par);
         for_chunks(c, p.k_g * c_rs, par, |g, c_g| {
             let dy_g = MatRef::new(
                 &dy[g * p.cout_g * p.pixels + t0..],
@@ -121,14 +150,17 @@ impl BackwardData<'_> {
             );
             for_chunks(c_g, rb * c_rs, par, |blk, c_rows| {
                 let rows = c_rows.len() / c_rs;
-                let w_t = self.weight_t(g, blk * rb, rows);
-                gemm(
-                    p.kernel,
-                    w_t,
-                    dy_g,
-                    Beta::Overwrite,
-                    MatMut::new(c_rows, rows, len, c_rs),
-                );
+                let c = MatMut::new(c_rows, rows, len, c_rs);
+                if packed {
+                    let a = self.weights_t[g].rows(blk * rb, blk * rb + rows);
+                    let fill = |k0, kc, j0, cols, dst: &mut [f32]| {
+                        pack_b(p.kernel, dy_g, k0, kc, j0, cols, nr, dst);
+                    };
+                    gemm_prepacked(p.kernel, &a, len, fill, Beta::Overwrite, c);
+                } else {
+                    let w_t = weight_t(self.weight, p, g, blk * rb, rows);
+                    gemm(p.kernel, w_t, dy_g, Beta::Overwrite, c);
+                }
             });
         });
     }

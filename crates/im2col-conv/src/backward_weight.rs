@@ -7,7 +7,8 @@
 //! there are enough of them; otherwise they run one after the other, each split across the
 //! threads by output-channel rows, which changes no sum.
 
-use crate::gemm::{Beta, MatMut, MatRef, gemm};
+use crate::direct::Padded;
+use crate::gemm::{Backend, Beta, MatMut, MatRef, gemm};
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks};
@@ -45,16 +46,20 @@ pub fn conv2d_backward_weight(
         assert_len(OP, "grad_bias", gb.len(), shape.cout);
     }
     let plan = Plan::new(shape);
+    let per = Plan::weight_block_images(shape.n);
+    let direct = (Backend::selected() == Backend::Packed && Padded::applies(shape, &plan))
+        .then(|| Padded::new(shape));
+    let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
     let bwd = BackwardWeight {
         plan,
         taps: Taps::new(shape),
+        direct,
     };
-    let per = Plan::weight_block_images(shape.n);
     let blocks = shape.n.div_ceil(per);
     let w_len = grad_weight.len();
     let threads = rayon::current_num_threads();
     if threads > 1 && blocks > 1 && enough_tasks(blocks, threads) {
-        let slots = ws.slots(blocks, plan.col_len(), w_len);
+        let slots = ws.slots(blocks, col_len, w_len);
         slots
             .par_iter_mut()
             .zip(input.par_chunks(per * plan.in_img))
@@ -74,7 +79,7 @@ pub fn conv2d_backward_weight(
             Par::Seq
         };
         let partial_len = if blocks > 1 { w_len } else { 0 };
-        let slot = &mut ws.slots(1, plan.col_len(), partial_len)[0];
+        let slot = &mut ws.slots(1, col_len, partial_len)[0];
         let x_blocks = input.chunks(per * plan.in_img);
         let dy_blocks = grad_output.chunks(per * plan.out_img);
         for (b, (x, dy)) in x_blocks.zip(dy_blocks).enumerate() {
@@ -125,6 +130,8 @@ fn bias_grad(plan: &Plan, grad_output: &[f32], grad_bias: &mut [f32]) {
 struct BackwardWeight {
     plan: Plan,
     taps: Taps,
+    /// The padded geometry when the direct kernel runs this convolution.
+    direct: Option<Padded>,
 }
 
 impl BackwardWeight {
@@ -132,6 +139,9 @@ impl BackwardWeight {
     /// `[images, cin, h, w]`, `dy` is `[images, cout, out_h, out_w]`.
     fn block(&self, x: &[f32], dy: &[f32], dw: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
+        if let Some(d) = self.direct {
+            return self.block_direct(&d, x, dy, dw, col, par);
+        }
         let mut beta = Beta::Overwrite;
         for (x_img, dy_img) in x.chunks(p.in_img).zip(dy.chunks(p.out_img)) {
             if p.pointwise {
@@ -142,14 +152,60 @@ impl BackwardWeight {
             for (t0, t1) in p.tiles() {
                 let len = t1 - t0;
                 let col = &mut col[..p.k_all * len];
-                for_chunks(col, p.taps * len, par, |c, rows| {
+                // Whole channels per task: one pass over each tap's geometry per task.
+                let per = match par {
+                    Par::Seq => p.cin,
+                    Par::Split(threads) => p.cin.div_ceil(threads),
+                };
+                for_chunks(col, per * p.taps * len, par, |i, rows| {
+                    let channels = rows.len() / (p.taps * len);
+                    let x = &x_img[i * per * p.plane..(i * per + channels) * p.plane];
                     self.taps
-                        .im2col(&x_img[c * p.plane..(c + 1) * p.plane], t0, t1, rows);
+                        .pack_rows(p.kernel, x, channels, t0, len, rows, len);
                 });
                 self.gemm_tile(col, len, (t0, t1), dy_img, dw, beta, par);
                 beta = Beta::Accumulate;
             }
         }
+    }
+
+    /// The direct path: pad the block's images into `buf`, then each block of output
+    /// channels sums over the whole batch block in registers (blocks split across threads in
+    /// `Split` mode; each element's order is the same either way).
+    fn block_direct(
+        &self,
+        d: &Padded,
+        x: &[f32],
+        dy: &[f32],
+        dw: &mut [f32],
+        buf: &mut [f32],
+        par: Par,
+    ) {
+        let p = &self.plan;
+        let kern = p.kernel;
+        let images = x.len() / p.in_img;
+        let buf = &mut buf[..d.buf_len(images)];
+        d.pad(x, buf);
+        let buf: &[f32] = buf;
+        let cob = kern
+            .weight_grad_channels()
+            .expect("direct path needs a SIMD level");
+        let rows_per = match par {
+            Par::Seq => p.cout_g,
+            Par::Split(threads) => p.cout_g.div_ceil(threads).next_multiple_of(cob),
+        };
+        for_chunks(dw, rows_per * p.k_all, par, |blk, dw_rows| {
+            let rows = dw_rows.len() / p.k_all;
+            kern.direct_weight_grad(
+                buf,
+                [images, d.image_len(), d.xs, d.xw],
+                [d.cin, d.kh, d.kw],
+                &dy[blk * rows_per * p.pixels..],
+                [p.out_img, d.out_h, d.out_w],
+                rows,
+                dw_rows,
+            );
+        });
     }
 
     /// `dW_g (+)= dY_g[:, t0..t1] x B_g^T` for every group, where `b` holds the `k_all` column
@@ -167,7 +223,7 @@ impl BackwardWeight {
     ) {
         let p = &self.plan;
         let len = t1 - t0;
-        let rb = Plan::row_block(p.cout_g, par);
+        let rb = Plan::row_block(p.cout_g, 1, par);
         for_chunks(dw, p.cout_g * p.k_g, par, |g, dw_g| {
             let b_t = MatRef::new(&b[g * p.k_g * b_rs..], p.k_g, len, b_rs, 1).t();
             for_chunks(dw_g, rb * p.k_g, par, |blk, dw_rows| {

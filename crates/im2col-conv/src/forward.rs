@@ -1,7 +1,10 @@
-//! Forward convolution by im2col + GEMM: per image, pixel tile and group,
-//! `Y_g[cout/g, tile] = W_g[cout/g, cin/g*kh*kw] x col_g[cin/g*kh*kw, tile]`, bias first.
+//! Forward convolution as an implicit GEMM: per image and group,
+//! `Y_g[cout/g, pixels] = W_g[cout/g, cin/g*kh*kw] x col_g[cin/g*kh*kw, pixels]` (+ bias), with
+//! `W_g` packed once per call and the column panels packed straight from the input in the
+//! micro-kernel's layout, never materialised as a whole im2col matrix.
 
-use crate::gemm::{Beta, MatMut, MatRef, gemm};
+use crate::direct::Padded;
+use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks};
@@ -34,17 +37,57 @@ pub fn conv2d_forward(
     }
     assert_len(OP, "output", output.len(), shape.output_len());
     let plan = Plan::new(shape);
+    let groups = shape.params.groups;
+    let kern = plan.kernel;
+    let kb = KBlocks::new(plan.k_g, if plan.pointwise { 1 } else { plan.taps });
+    let baseline = Backend::selected() == Backend::MatrixMultiply;
+    let per_group = PackedA::len(kern, plan.cout_g, plan.k_g);
+    let threads = rayon::current_num_threads();
+    let whole_images = enough_tasks(shape.n, threads);
+    let slot_count = if whole_images {
+        shape.n.div_ceil(shape.n.div_ceil(threads))
+    } else {
+        1
+    };
+    let direct = !baseline && Padded::applies(shape, &plan);
+    let col_len = if baseline {
+        plan.col_len()
+    } else if direct {
+        Padded::new(shape).buf_len(1)
+    } else {
+        0
+    };
+    let packed_len = if baseline || direct {
+        0
+    } else {
+        groups * per_group
+    };
+    let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, col_len, 0);
+    // The weights are packed once here and shared read-only by every task.
+    let weights: Vec<PackedA<'_>> = if baseline || direct {
+        Vec::new()
+    } else {
+        packed
+            .chunks_exact_mut(per_group)
+            .enumerate()
+            .map(|(g, dst)| {
+                let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
+                let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
+                PackedA::pack(kern, a, kb, dst)
+            })
+            .collect()
+    };
     let fwd = Forward {
         plan,
         taps: Taps::new(shape),
         weight,
+        weights,
         bias,
+        direct: direct.then(|| Padded::new(shape)),
     };
-    let threads = rayon::current_num_threads();
-    if enough_tasks(shape.n, threads) {
+    if whole_images {
         // Whole images per task: no synchronisation inside an image.
         let per = shape.n.div_ceil(threads);
-        let slots = ws.slots(shape.n.div_ceil(per), plan.col_len(), 0);
         output
             .par_chunks_mut(per * plan.out_img)
             .zip(input.par_chunks(per * plan.in_img))
@@ -55,13 +98,13 @@ pub fn conv2d_forward(
                 }
             });
     } else {
-        // Too few images to go round: split each image over the threads.
-        let slot = &mut ws.slots(1, plan.col_len(), 0)[0];
+        // Too few images to go round: split each image's output rows over the threads.
+        let col = &mut slots[0].col;
         for (y_img, x_img) in output
             .chunks_mut(plan.out_img)
             .zip(input.chunks(plan.in_img))
         {
-            fwd.image(x_img, y_img, &mut slot.col, Par::Split(threads));
+            fwd.image(x_img, y_img, col, Par::Split(threads));
         }
     }
 }
@@ -71,14 +114,20 @@ struct Forward<'a> {
     plan: Plan,
     taps: Taps,
     weight: &'a [f32],
+    /// `W_g` packed for the micro-kernel, one per group (empty on the baseline backend and
+    /// the direct path).
+    weights: Vec<PackedA<'a>>,
     bias: Option<&'a [f32]>,
+    /// The geometry of the direct path, when it applies.
+    direct: Option<Padded>,
 }
 
 impl Forward<'_> {
-    /// One image: `x` is `[cin, h, w]`, `y` is `[cout, out_h, out_w]`.
+    /// One image: `x` is `[cin, h, w]`, `y` is `[cout, out_h, out_w]`; `col` is im2col
+    /// scratch for the baseline backend.
     fn image(&self, x: &[f32], y: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
-        // The bias seeds the output and the GEMM accumulates onto it: one pass, not two.
+        // The bias seeds the output and the product accumulates onto it: one pass, not two.
         let beta = match self.bias {
             Some(bias) => {
                 for (row, &b) in y.chunks_mut(p.pixels).zip(bias) {
@@ -88,6 +137,78 @@ impl Forward<'_> {
             }
             None => Beta::Overwrite,
         };
+        if let Some(d) = self.direct {
+            return self.image_direct(&d, x, y, col, par);
+        }
+        if self.weights.is_empty() {
+            return self.image_baseline(x, y, col, beta, par);
+        }
+        let nr = p.kernel.nr();
+        let rb = Plan::row_block(p.cout_g, p.kernel.mr(), par);
+        for_chunks(y, p.cout_g * p.pixels, par, |g, y_g| {
+            let x_g = &x[g * p.k_g / p.taps * p.plane..];
+            for_chunks(y_g, rb * p.pixels, par, |blk, y_rows| {
+                let rows = y_rows.len() / p.pixels;
+                let a = self.weights[g].rows(blk * rb, blk * rb + rows);
+                let c = MatMut::new(y_rows, rows, p.pixels, p.pixels);
+                if p.pointwise {
+                    let b = MatRef::new(x_g, p.k_g, p.pixels, p.pixels, 1);
+                    let fill = |k0, kc, j0, cols, dst: &mut [f32]| {
+                        pack_b(p.kernel, b, k0, kc, j0, cols, nr, dst);
+                    };
+                    gemm_prepacked(p.kernel, &a, p.pixels, fill, beta, c);
+                } else {
+                    // Implicit im2col: a panel's rows for channel `ch` are that channel's
+                    // kernel taps (blocks hold whole channels), `nr` pixels wide.
+                    let fill = |k0: usize, kc: usize, j0: usize, cols: usize, dst: &mut [f32]| {
+                        let (c0, channels) = (k0 / p.taps, kc / p.taps);
+                        let planes = &x_g[c0 * p.plane..(c0 + channels) * p.plane];
+                        self.taps
+                            .pack_rows(p.kernel, planes, channels, j0, cols, dst, nr);
+                    };
+                    gemm_prepacked(p.kernel, &a, p.pixels, fill, beta, c);
+                }
+            });
+        });
+    }
+
+    /// The direct path: pad the image into `buf`, then one kernel call per output row and
+    /// block of output channels (blocks split across threads in `Split` mode).
+    fn image_direct(&self, d: &Padded, x: &[f32], y: &mut [f32], buf: &mut [f32], par: Par) {
+        let p = &self.plan;
+        let kern = p.kernel;
+        let cob = kern
+            .direct_channels()
+            .expect("direct path needs a SIMD level");
+        let buf = &mut buf[..d.buf_len(1)];
+        d.pad(x, buf);
+        let buf: &[f32] = buf;
+        let wk = p.k_all;
+        for_chunks(y, cob * p.pixels, par, |blk, y_rows| {
+            let co0 = blk * cob;
+            let rows = y_rows.len() / p.pixels;
+            let w = &self.weight[co0 * wk..(co0 + rows) * wk];
+            let bias = self.bias.map(|b| &b[co0..co0 + rows]);
+            for oh in 0..d.out_h {
+                kern.direct_row(
+                    &buf[oh * d.xw..],
+                    d.xs,
+                    d.xw,
+                    [d.cin, d.kh, d.kw],
+                    w,
+                    bias,
+                    rows,
+                    &mut y_rows[oh * d.out_w..],
+                    p.pixels,
+                    d.out_w,
+                );
+            }
+        });
+    }
+
+    /// The baseline backend: im2col tiles, then `matrixmultiply` per tile and group.
+    fn image_baseline(&self, x: &[f32], y: &mut [f32], col: &mut [f32], beta: Beta, par: Par) {
+        let p = &self.plan;
         if p.pointwise {
             self.gemm_tile(x, p.pixels, (0, p.pixels), y, beta, par);
             return;
@@ -116,7 +237,7 @@ impl Forward<'_> {
     ) {
         let p = &self.plan;
         let len = t1 - t0;
-        let rb = Plan::row_block(p.cout_g, par);
+        let rb = Plan::row_block(p.cout_g, 1, par);
         for_chunks(y, p.cout_g * p.pixels, par, |g, y_g| {
             let b_g = MatRef::new(&b[g * p.k_g * b_rs..], p.k_g, len, b_rs, 1);
             for_chunks(y_g, rb * p.pixels, par, |blk, y_rows| {

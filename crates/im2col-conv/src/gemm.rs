@@ -11,6 +11,7 @@
 //! that to split work by the thread count.
 #![allow(unsafe_code)]
 
+use crate::im2col::copy_floats;
 use crate::kernels::Kernel;
 use std::cell::RefCell;
 use std::sync::OnceLock;
@@ -130,8 +131,8 @@ impl Backend {
     }
 }
 
-/// Depth of one packed block: a B micro-panel of `KC_MAX x NR` floats (32 KiB for the
-/// AVX-512 tile) and an A micro-panel stay in L1/L2 while a tile is computed.
+/// Target depth of one packed block: a B micro-panel of `KC_MAX x NR` floats (32 KiB for the
+/// AVX-512 tile) stays in L1 while the A panels stream through it from L2.
 const KC_MAX: usize = 256;
 
 /// Columns of B packed at once (a multiple of every tile width): with `KC_MAX` rows, 512 KiB,
@@ -139,15 +140,114 @@ const KC_MAX: usize = 256;
 const NC_MAX: usize = 512;
 
 thread_local! {
-    /// Packed A and B panels of the calling thread, grown on demand and kept: after the first
-    /// call of a shape, products allocate nothing.
-    static PACKS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// A panels packed by [`gemm`] on this thread, grown on demand and kept.
+    static PACK_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// B panels packed on this thread, grown on demand and kept: once a thread has served a
+    /// shape, products allocate nothing.
+    static PACK_B: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `C <- A B` or `C <- C + A B` with the micro-kernels of `kernel`.
-///
-/// The depth `k` is cut into blocks whose size depends on `k` alone; each element of `C` is the
-/// sum of its block products added in block order, whatever the tile or the split of `C`.
+/// How the depth `k` of a product is cut into blocks: all `step` deep but the last. The cut
+/// depends on `k` and `unit` alone, so it is the same however the product is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KBlocks {
+    k: usize,
+    step: usize,
+}
+
+impl KBlocks {
+    /// Blocks of at most `KC_MAX` (or one `unit` where that is larger), as even as possible,
+    /// each a whole number of `unit`s (one input channel's kernel taps, so that implicit
+    /// packing fills whole channels).
+    pub(crate) fn new(k: usize, unit: usize) -> Self {
+        let unit = unit.max(1);
+        let units = k.div_ceil(unit);
+        let per_block = (KC_MAX / unit).max(1);
+        let blocks = units.div_ceil(per_block).max(1);
+        Self {
+            k,
+            step: (units.div_ceil(blocks) * unit).max(1),
+        }
+    }
+
+    /// The blocks `(k0, kc)`, in order.
+    pub(crate) fn iter(self) -> impl Iterator<Item = (usize, usize)> {
+        (0..self.k)
+            .step_by(self.step)
+            .map(move |k0| (k0, self.step.min(self.k - k0)))
+    }
+}
+
+/// An A matrix packed once for the micro-kernel (a weight, shared by every task of a call):
+/// block-major, then panels of `MR` rows, each `kc` steps of `MR` values.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedA<'a> {
+    data: &'a [f32],
+    kb: KBlocks,
+    mr: usize,
+    /// Rows of this view.
+    rows: usize,
+    /// First panel of this view within the packed matrix.
+    first_panel: usize,
+    /// Panels of the whole packed matrix (the stride between blocks, per step).
+    all_panels: usize,
+}
+
+impl<'a> PackedA<'a> {
+    /// Floats needed to pack `rows x k` for `kernel`.
+    pub(crate) fn len(kernel: Kernel, rows: usize, k: usize) -> usize {
+        rows.div_ceil(kernel.mr()) * kernel.mr() * k
+    }
+
+    /// Packs `a` cut by `kb` into `dst` (at least [`PackedA::len`] floats).
+    ///
+    /// # Panics
+    /// If `kb` does not cut `a.cols` or `dst` is too short.
+    pub(crate) fn pack(kernel: Kernel, a: MatRef<'_>, kb: KBlocks, dst: &'a mut [f32]) -> Self {
+        assert_eq!(kb.k, a.cols, "gemm: depth blocks do not cut A");
+        let mr = kernel.mr();
+        let panels = a.rows.div_ceil(mr);
+        let dst = &mut dst[..panels * mr * a.cols];
+        for (k0, kc) in kb.iter() {
+            let block = &mut dst[panels * mr * k0..panels * mr * (k0 + kc)];
+            pack_a(kernel, a, k0, kc, mr, block);
+        }
+        Self {
+            data: dst,
+            kb,
+            mr,
+            rows: a.rows,
+            first_panel: 0,
+            all_panels: panels,
+        }
+    }
+
+    /// Rows `r0..r1` of this view; `r0` must start a panel.
+    ///
+    /// # Panics
+    /// If `r0` is not a multiple of `MR` or the range is outside the view.
+    pub(crate) fn rows(&self, r0: usize, r1: usize) -> Self {
+        assert!(
+            r0.is_multiple_of(self.mr) && r0 <= r1 && r1 <= self.rows,
+            "gemm: rows {r0}..{r1} of a packed A of {} rows in panels of {}",
+            self.rows,
+            self.mr
+        );
+        Self {
+            rows: r1 - r0,
+            first_panel: self.first_panel + r0 / self.mr,
+            ..*self
+        }
+    }
+
+    fn panel(&self, k0: usize, kc: usize, p: usize) -> &[f32] {
+        let at = self.all_panels * self.mr * k0 + (self.first_panel + p) * kc * self.mr;
+        &self.data[at..at + kc * self.mr]
+    }
+}
+
+/// `C <- A B` or `C <- C + A B` with the micro-kernels of `kernel`, both operands packed per
+/// call.
 ///
 /// # Panics
 /// If the dimensions of `a`, `b` and `c` disagree.
@@ -165,15 +265,55 @@ pub(crate) fn gemm(kernel: Kernel, a: MatRef<'_>, b: MatRef<'_>, beta: Beta, c: 
     if c.rows == 0 || c.cols == 0 {
         return;
     }
-    match Backend::selected() {
-        Backend::Packed => packed(kernel, a, b, beta, c),
-        Backend::MatrixMultiply => baseline(a, b, beta, c),
+    if Backend::selected() == Backend::MatrixMultiply {
+        return baseline(a, b, beta, c);
     }
+    PACK_A.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        grow(&mut buf, PackedA::len(kernel, a.rows, a.cols));
+        let packed = PackedA::pack(kernel, a, KBlocks::new(a.cols, 1), &mut buf);
+        let nr = kernel.nr();
+        gemm_prepacked(
+            kernel,
+            &packed,
+            b.cols,
+            |k0, kc, j0, cols, dst| pack_b(kernel, b, k0, kc, j0, cols, nr, dst),
+            beta,
+            c,
+        );
+    });
 }
 
-fn packed(kernel: Kernel, a: MatRef<'_>, b: MatRef<'_>, beta: Beta, c: MatMut<'_>) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    if k == 0 {
+/// `C <- A B` or `C <- C + A B` for a prepacked `A` and a `B` (`a.k x n`) whose panels
+/// `fill_b(k0, kc, j0, cols, dst)` packs: rows `k0..k0 + kc`, columns `j0..j0 + cols`, step
+/// `k` column `j` at `dst[k * NR + j]` (columns past `cols` may hold anything: they only reach
+/// outputs that are not stored).
+///
+/// Each element of `C` is the sum of its block products added in block order, whatever the
+/// tile or the split of `C`.
+///
+/// # Panics
+/// If `c` is not `a.rows x n`.
+pub(crate) fn gemm_prepacked(
+    kernel: Kernel,
+    a: &PackedA<'_>,
+    n: usize,
+    mut fill_b: impl FnMut(usize, usize, usize, usize, &mut [f32]),
+    beta: Beta,
+    c: MatMut<'_>,
+) {
+    assert!(
+        c.rows == a.rows && c.cols == n && kernel.mr() == a.mr,
+        "gemm: a packed A of {} rows cannot fill a {}x{} product",
+        a.rows,
+        c.rows,
+        c.cols
+    );
+    let m = a.rows;
+    if m == 0 || n == 0 {
+        return;
+    }
+    if a.kb.k == 0 {
         if beta == Beta::Overwrite {
             for i in 0..m {
                 c.data[i * c.rs..i * c.rs + n].fill(0.0);
@@ -182,29 +322,30 @@ fn packed(kernel: Kernel, a: MatRef<'_>, b: MatRef<'_>, beta: Beta, c: MatMut<'_
         return;
     }
     let (mr, nr) = (kernel.mr(), kernel.nr());
-    let kc_step = k.div_ceil(k.div_ceil(KC_MAX));
     let m_panels = m.div_ceil(mr);
-    PACKS.with(|packs| {
-        let (ap, bp) = &mut *packs.borrow_mut();
-        grow(ap, m_panels * mr * kc_step);
-        grow(bp, NC_MAX.div_ceil(nr) * nr * kc_step);
-        for (block, k0) in (0..k).step_by(kc_step).enumerate() {
-            let kc = kc_step.min(k - k0);
-            pack_a(a, k0, kc, mr, ap);
+    PACK_B.with(|bp| {
+        let mut bp = bp.borrow_mut();
+        grow(&mut bp, NC_MAX.div_ceil(nr) * nr * a.kb.step);
+        for (block, (k0, kc)) in a.kb.iter().enumerate() {
             let accumulate = block > 0 || beta == Beta::Accumulate;
             for c0 in (0..n).step_by(NC_MAX) {
                 let nc = NC_MAX.min(n - c0);
-                pack_b(b, k0, kc, c0, nc, nr, bp);
-                for q in 0..nc.div_ceil(nr) {
+                let q_panels = nc.div_ceil(nr);
+                for (q, panel) in bp[..q_panels * kc * nr]
+                    .chunks_exact_mut(kc * nr)
+                    .enumerate()
+                {
+                    fill_b(k0, kc, c0 + q * nr, nr.min(nc - q * nr), panel);
+                }
+                for q in 0..q_panels {
                     let cols = nr.min(nc - q * nr);
                     let b_panel = &bp[q * kc * nr..(q + 1) * kc * nr];
                     for p in 0..m_panels {
                         let rows = mr.min(m - p * mr);
-                        let a_panel = &ap[p * kc * mr..(p + 1) * kc * mr];
                         let at = p * mr * c.rs + c0 + q * nr;
                         kernel.micro(
                             kc,
-                            a_panel,
+                            a.panel(k0, kc, p),
                             b_panel,
                             &mut c.data[at..],
                             c.rs,
@@ -227,7 +368,7 @@ fn grow(buf: &mut Vec<f32>, len: usize) {
 
 /// Packs columns `k0..k0 + kc` of `a` into panels of `mr` rows: panel `p`, step `k`, row `i`
 /// at `(p * kc + k) * mr + i`; rows past the end of `a` are zero.
-fn pack_a(a: MatRef<'_>, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+fn pack_a(kernel: Kernel, a: MatRef<'_>, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     for p in 0..a.rows.div_ceil(mr) {
         let panel = &mut dst[p * kc * mr..(p + 1) * kc * mr];
         let rows = mr.min(a.rows - p * mr);
@@ -238,8 +379,12 @@ fn pack_a(a: MatRef<'_>, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
             // Column-major (a transposed weight): the panel's rows are adjacent.
             for (k, step) in panel.chunks_exact_mut(mr).enumerate() {
                 let at = p * mr + (k0 + k) * a.cs;
-                step[..rows].copy_from_slice(&a.data[at..at + rows]);
+                copy_floats(&mut step[..rows], &a.data[at..at + rows]);
             }
+        } else if a.cs == 1 {
+            // Row-major with the depth contiguous (rows of `dY` in backward-weight).
+            let at = p * mr * a.rs + k0;
+            kernel.transpose(&a.data[at..], a.rs, rows, kc, panel, mr);
         } else {
             for i in 0..rows {
                 let at = (p * mr + i) * a.rs + k0 * a.cs;
@@ -251,28 +396,34 @@ fn pack_a(a: MatRef<'_>, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
     }
 }
 
-/// Packs rows `k0..k0 + kc`, columns `c0..c0 + nc` of `b` into panels of `nr` columns:
-/// panel `q`, step `k`, column `j` at `(q * kc + k) * nr + j`; columns past `nc` are zero.
-fn pack_b(b: MatRef<'_>, k0: usize, kc: usize, c0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
-    for q in 0..nc.div_ceil(nr) {
-        let panel = &mut dst[q * kc * nr..(q + 1) * kc * nr];
-        let cols = nr.min(nc - q * nr);
-        let j0 = c0 + q * nr;
-        if cols < nr {
-            panel.fill(0.0);
+/// Packs rows `k0..k0 + kc`, columns `j0..j0 + cols` of `b` into one panel `nr` wide:
+/// step `k`, column `j` at `k * nr + j`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b(
+    kernel: Kernel,
+    b: MatRef<'_>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    cols: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let panel = &mut dst[..kc * nr];
+    if b.cs == 1 {
+        for (k, step) in panel.chunks_exact_mut(nr).enumerate() {
+            let at = (k0 + k) * b.rs + j0;
+            copy_floats(&mut step[..cols], &b.data[at..at + cols]);
         }
-        if b.cs == 1 {
+    } else if b.rs == 1 {
+        // Transposed (column rows of backward-weight): the depth is contiguous.
+        let at = k0 + j0 * b.cs;
+        kernel.transpose(&b.data[at..], b.cs, cols, kc, panel, nr);
+    } else {
+        for j in 0..cols {
+            let at = k0 * b.rs + (j0 + j) * b.cs;
             for (k, step) in panel.chunks_exact_mut(nr).enumerate() {
-                let at = (k0 + k) * b.rs + j0;
-                step[..cols].copy_from_slice(&b.data[at..at + cols]);
-            }
-        } else {
-            // Transposed (column rows of backward-weight): read each column contiguously.
-            for j in 0..cols {
-                let at = k0 * b.rs + (j0 + j) * b.cs;
-                for (k, step) in panel.chunks_exact_mut(nr).enumerate() {
-                    step[j] = b.data[at + k * b.rs];
-                }
+                step[j] = b.data[at + k * b.rs];
             }
         }
     }
@@ -377,8 +528,12 @@ mod tests {
     fn blocked_products_match_f64_and_split_without_changing_bits() {
         // Depth over two k blocks, width over two column blocks, ragged tiles everywhere.
         let (m, k, n) = (19, KC_MAX + 37, NC_MAX + 45);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 104_729) % 199) as f32 / 99.0 - 1.0).collect();
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 104_729) % 199) as f32 / 99.0 - 1.0)
+            .collect();
         for isa in Isa::available_levels() {
             let kern = Kernel::new(isa);
             let mut c = vec![f32::NAN; m * n];
@@ -407,7 +562,10 @@ mod tests {
                 Beta::Overwrite,
                 MatMut::new(&mut rows, m - 5, n, n),
             );
-            assert!(rows == c[5 * n..], "{isa:?}: a row split changed the result");
+            assert!(
+                rows == c[5 * n..],
+                "{isa:?}: a row split changed the result"
+            );
             let mut cols = vec![0.0; m * (n - 100)];
             gemm(
                 kern,

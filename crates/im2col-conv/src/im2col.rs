@@ -7,6 +7,7 @@
 //! channel are contiguous, so channels can be filled in parallel.
 
 use crate::Conv2dShape;
+use crate::kernels::Kernel;
 
 /// Output positions `[lo, hi)` along one axis whose tap at `offset + o * stride` lands inside
 /// `0..size`, clamped to `0..out`.
@@ -102,10 +103,23 @@ impl Taps {
     /// Fills the `kh * kw` column rows of one input channel for output pixels `t0..t1`:
     /// `col` is `kh * kw` rows of `t1 - t0`.
     pub(crate) fn im2col(&self, plane: &[f32], t0: usize, t1: usize, col: &mut [f32]) {
-        let len = t1 - t0;
+        self.im2col_strided(plane, t0, t1, col, t1 - t0);
+    }
+
+    /// [`Taps::im2col`] with rows `row_stride >= t1 - t0` apart; the elements between rows are
+    /// left alone. With `row_stride` the micro-kernel's tile width this writes packed B panels
+    /// straight from the input (implicit GEMM).
+    pub(crate) fn im2col_strided(
+        &self,
+        plane: &[f32],
+        t0: usize,
+        t1: usize,
+        col: &mut [f32],
+        row_stride: usize,
+    ) {
         let sw = self.stride[1];
         self.walk(t0, t1, |row, seg| {
-            let dst = &mut col[row * len + seg.at..][..seg.total()];
+            let dst = &mut col[row * row_stride + seg.at..][..seg.total()];
             let (before, rest) = dst.split_at_mut(seg.zeros_before);
             let (body, after) = rest.split_at_mut(seg.len);
             before.fill(0.0);
@@ -114,7 +128,7 @@ impl Taps {
                 return;
             }
             if sw == 1 {
-                body.copy_from_slice(&plane[seg.src..seg.src + seg.len]);
+                copy_floats(body, &plane[seg.src..seg.src + seg.len]);
             } else {
                 let src = &plane[seg.src..=seg.src + (seg.len - 1) * sw];
                 for (d, s) in body.iter_mut().zip(src.iter().step_by(sw)) {
@@ -122,6 +136,84 @@ impl Taps {
                 }
             }
         });
+    }
+
+    /// Writes the column rows of `channels` consecutive input planes in `x` (each `h * w`)
+    /// for output pixels `j0..j0 + cols`: row `ch * kh * kw + tap`, `row_width >= cols` apart,
+    /// gets that tap's inputs (zero in the padding); elements past `cols` in a row are left
+    /// alone. With `row_width` the micro-kernel's tile width this packs a B panel of the
+    /// implicit GEMM straight from the input; with `row_width == cols` it is im2col.
+    ///
+    /// Each tap's valid range and each output-row run are worked out once, then every channel
+    /// is copied with the same geometry (vector row copies, no `memcpy` call per row).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pack_rows(
+        &self,
+        kernel: Kernel,
+        x: &[f32],
+        channels: usize,
+        j0: usize,
+        cols: usize,
+        dst: &mut [f32],
+        row_width: usize,
+    ) {
+        assert!(
+            cols <= row_width,
+            "pack_rows: {cols} columns in rows of {row_width}"
+        );
+        if cols == 0 || channels == 0 {
+            return;
+        }
+        let taps = self.kh * self.kw;
+        let plane = self.h * self.w;
+        let row_stride = taps * row_width;
+        let (oh0, col0) = (j0 / self.out_w, j0 % self.out_w);
+        let [sh, sw] = self.stride;
+        let [ph, pw] = self.padding;
+        let [dh, dw] = self.dilation;
+        for ki in 0..self.kh {
+            let off_h = (ki * dh) as isize - ph as isize;
+            let (oh_lo, oh_hi) = valid_range(off_h, sh, self.h, self.out_h);
+            for kj in 0..self.kw {
+                let off_w = (kj * dw) as isize - pw as isize;
+                let (ow_lo, ow_hi) = valid_range(off_w, sw, self.w, self.out_w);
+                let tap = ki * self.kw + kj;
+                // Runs of the pixels within output rows: row `oh`, columns `c0..c1`, at `at`.
+                let (mut oh, mut c0, mut at) = (oh0, col0, 0);
+                while at < cols {
+                    let c1 = self.out_w.min(c0 + (cols - at));
+                    let out = &mut dst[tap * row_width + at..];
+                    if oh < oh_lo || oh >= oh_hi {
+                        kernel.zero_rows(out, row_stride, c1 - c0, channels);
+                    } else {
+                        let lo = ow_lo.clamp(c0, c1);
+                        let hi = ow_hi.clamp(lo, c1);
+                        kernel.zero_rows(out, row_stride, lo - c0, channels);
+                        kernel.zero_rows(&mut out[hi - c0..], row_stride, c1 - hi, channels);
+                        if hi > lo {
+                            // In bounds: `lo` lies in the valid range, so its tap is inside.
+                            let ih = (oh * sh) as isize + off_h;
+                            let src = ih as usize * self.w + ((lo * sw) as isize + off_w) as usize;
+                            let body = &mut out[lo - c0..];
+                            let len = hi - lo;
+                            if sw == 1 {
+                                kernel.copy_rows(body, row_stride, &x[src..], plane, len, channels);
+                            } else {
+                                for ch in 0..channels {
+                                    let s = &x[ch * plane + src..];
+                                    let d = &mut body[ch * row_stride..ch * row_stride + len];
+                                    for (d, s) in d.iter_mut().zip(s.iter().step_by(sw)) {
+                                        *d = *s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    at += c1 - c0;
+                    (oh, c0) = (oh + 1, 0);
+                }
+            }
+        }
     }
 
     /// Adds the `kh * kw` column rows of one input channel for output pixels `t0..t1` back into
@@ -146,6 +238,24 @@ impl Taps {
                 }
             }
         });
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col and packing (one output row, one
+/// tile width): fixed-size chunks compile to vector moves, where a `memmove` call per run would
+/// cost more than the copy.
+#[inline]
+pub(crate) fn copy_floats(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "copy_floats: lengths differ");
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
+        let d: &mut [f32; 8] = d.try_into().expect("chunks of 8");
+        *d = *s;
+    }
+    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = *s;
     }
 }
 
@@ -202,6 +312,41 @@ mod tests {
                                 (lo..hi).contains(&o),
                                 "{offset} {stride} {size} {o}"
                             );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packed_panels_equal_im2col_rows_on_every_level() {
+        let p = Conv2dParams {
+            stride: [2, 1],
+            padding: [1, 2],
+            dilation: [1, 2],
+            groups: 1,
+        };
+        for (params, dims) in [(p, [2, 3, 3, 3]), (p.with_stride(3), [2, 3, 2, 3])] {
+            let s = Conv2dShape::new([1, 3, 9, 7], dims, params).unwrap();
+            let taps = Taps::new(&s);
+            let pixels = s.out_h() * s.out_w();
+            let x: Vec<f32> = (0..3 * 63).map(|i| i as f32 + 1.0).collect();
+            let rows = s.kh * s.kw;
+            for isa in crate::kernels::Isa::available_levels() {
+                let kern = Kernel::new(isa);
+                for nr in [4, 16] {
+                    for j0 in (0..pixels).step_by(nr) {
+                        let cols = nr.min(pixels - j0);
+                        let mut panel = vec![f32::NAN; 3 * rows * nr];
+                        taps.pack_rows(kern, &x, 3, j0, cols, &mut panel, nr);
+                        for c in 0..3 {
+                            let mut want = vec![0.0; rows * cols];
+                            taps.im2col(&x[c * 63..(c + 1) * 63], j0, j0 + cols, &mut want);
+                            for r in 0..rows {
+                                let got = &panel[(c * rows + r) * nr..][..cols];
+                                assert_eq!(got, &want[r * cols..(r + 1) * cols], "{isa:?}");
+                            }
                         }
                     }
                 }

@@ -17,14 +17,32 @@
 //! * [`reference`](mod@reference) is the direct seven-loop convolution, generic over `f32` and
 //!   `f64`: the oracle the fast path is tested against.
 //!
-//! Key design decision: im2col + GEMM. Per image, pixel tile and group,
-//! `Y_g = W_g x col_g` (forward), `col_g = W_g^T x dY_g` then col2im (backward-data), and
-//! `dW_g += dY_g x col_g^T` (backward-weight); 1x1 stride-1 unpadded convolutions use the input
-//! itself as the column matrix. All GEMMs go through one module (`gemm`), the place where a
-//! packed micro-kernel replaces `matrixmultiply::sgemm`.
+//! Key design decision: convolution as GEMM on our own packed, register-tiled micro-kernels
+//! (see [`kernels`]), with the packing shaped by the convolution:
+//! * forward is an implicit GEMM, `Y_g = W_g x col_g`: `W_g` is packed once per call and the
+//!   column panels are packed straight from the input, `NR` output pixels wide, in the layout
+//!   the micro-kernel reads (no whole im2col matrix); the bias seeds the output tile. Layers
+//!   with few input channels (`cin * kh * kw <= 75`, stride 1) take a direct kernel vectorised
+//!   over the output width instead, since their GEMM would be all packing;
+//! * backward-data is `col_g = W_g^T x dY_g` (with `W_g^T` packed once) then col2im;
+//! * backward-weight is `dW_g += dY_g x col_g^T`, both operands packed by an 8 x 8 SIMD
+//!   transpose, reduced over fixed batch blocks.
 //!
-//! Architecture invariant: only the `gemm` module contains `unsafe`; everything else indexes
-//! slices.
+//! 1x1 stride-1 unpadded convolutions use the input itself as the column matrix. Work is split
+//! over images, or within an image over output-channel blocks when there are fewer images than
+//! threads; each thread packs into its own buffers (no locks, no allocation once warm).
+//!
+//! Instruction sets: `scalar`, `avx2-fma` and `avx512` kernels, the widest the CPU has chosen
+//! once per process; `GANGLION_FORCE_ISA=scalar|avx2|avx512` forces one (a level the CPU lacks
+//! falls back to detection with a warning), [`with_isa`] forces one for the calls of a closure,
+//! and [`isa_name`] names the level in use. `GANGLION_CONV_GEMM=matrixmultiply` runs the
+//! previous im2col + `matrixmultiply::sgemm` path instead, the baseline the kernels are
+//! measured against. Results are bit-identical across thread counts on each level, and agree
+//! across levels within rounding.
+//!
+//! Architecture invariant: `unsafe` lives only in the kernel module's `x86_64` part (the
+//! `#[target_feature]` code, behind checked safe entry points) and in `gemm`'s call of the
+//! `matrixmultiply` baseline; everything else indexes slices.
 //!
 //! # Examples
 //! ```
@@ -58,6 +76,7 @@
 
 mod backward_data;
 mod backward_weight;
+mod direct;
 mod error;
 mod forward;
 mod gemm;

@@ -34,6 +34,8 @@ pub(crate) struct Plan {
     pub(crate) k_g: usize,
     /// Column rows of all groups, `cin * kh * kw`.
     pub(crate) k_all: usize,
+    /// Input channels.
+    pub(crate) cin: usize,
     /// Input plane, `h * w`.
     pub(crate) plane: usize,
     /// Output pixels per channel, `out_h * out_w`.
@@ -70,6 +72,7 @@ impl Plan {
             taps,
             k_g: k_all / groups,
             k_all,
+            cin: s.cin,
             plane: s.h * s.w,
             pixels,
             in_img: s.cin * s.h * s.w,
@@ -102,12 +105,18 @@ impl Plan {
         n.div_ceil(WEIGHT_BLOCKS)
     }
 
-    /// Rows per GEMM task when one image's output rows are split across `threads`.
-    pub(crate) fn row_block(rows: usize, par: Par) -> usize {
+    /// Rows per GEMM task when one image's output rows are split across `threads`: whole
+    /// register tiles of `mr` rows, so that packed weights split at panel boundaries.
+    pub(crate) fn row_block(rows: usize, mr: usize, par: Par) -> usize {
         match par {
             Par::Seq => rows.max(1),
             // One block per thread: each block repacks the shared operand, so fewer is better.
-            Par::Split(threads) => rows.div_ceil(threads).max(8).min(rows).max(1),
+            Par::Split(threads) => rows
+                .div_ceil(threads)
+                .max(8)
+                .next_multiple_of(mr.max(1))
+                .min(rows)
+                .max(1),
         }
     }
 }
@@ -124,7 +133,7 @@ pub(crate) enum Par {
 /// Whether `tasks` independent units (images, blocks) keep `threads` threads busy without a
 /// long tail; otherwise each unit is split across the threads instead.
 pub(crate) fn enough_tasks(tasks: usize, threads: usize) -> bool {
-    tasks >= threads && (tasks % threads == 0 || tasks >= 2 * threads)
+    tasks >= threads && (tasks.is_multiple_of(threads) || tasks >= 2 * threads)
 }
 
 /// Runs `f(index, chunk)` on consecutive `chunk_len`-element chunks of `data`, in parallel

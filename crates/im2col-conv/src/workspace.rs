@@ -1,17 +1,18 @@
 //! [`ConvWorkspace`]: scratch memory reused across convolution calls.
 
-/// Reusable scratch for the convolution kernels: one column buffer (and, for backward-weight,
-/// one partial weight gradient) per parallel task.
+/// Reusable scratch for the convolution kernels: the weights packed for the micro-kernels, and
+/// one column buffer (and, for backward-weight, one partial weight gradient) per parallel task.
 ///
 /// It grows to the largest shape and thread count it has served and never shrinks, so once a
 /// network's layers have each run once, further calls allocate nothing here. Keep one per
 /// thread of the caller (it is `Send`); a workspace serves any shape in any order.
 ///
-/// The GEMM the kernels call still allocates its own small packing buffers per call; a packed
-/// micro-kernel that takes them from here replaces that.
+/// Besides this, each worker thread keeps its own B-panel packing buffer (a few hundred KiB,
+/// grown once): threads never share scratch, so no lock is taken on the hot path.
 #[derive(Debug, Default)]
 pub struct ConvWorkspace {
     slots: Vec<Slot>,
+    packed: Vec<f32>,
 }
 
 /// Scratch of one parallel task.
@@ -31,10 +32,25 @@ impl ConvWorkspace {
 
     /// Number of `f32` elements currently held (for memory accounting and tests).
     pub fn allocated_floats(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| s.col.len() + s.partial.len())
-            .sum()
+        self.packed.len()
+            + self
+                .slots
+                .iter()
+                .map(|s| s.col.len() + s.partial.len())
+                .sum::<usize>()
+    }
+
+    /// A buffer of at least `packed_len` floats for packed weights, and [`ConvWorkspace::slots`].
+    pub(crate) fn packed_and_slots(
+        &mut self,
+        packed_len: usize,
+        count: usize,
+        col_len: usize,
+        partial_len: usize,
+    ) -> (&mut [f32], &mut [Slot]) {
+        grow(&mut self.packed, packed_len);
+        self.slots(count, col_len, partial_len);
+        (&mut self.packed[..packed_len], &mut self.slots[..count])
     }
 
     /// At least `count` slots whose buffers hold at least `col_len` and `partial_len` elements,

@@ -3,9 +3,12 @@
 
 mod common;
 
-use common::{Operands, Results, check_against_f64, fast, reference_f32, reference_f64};
+use common::{
+    Operands, Results, check_against_f64, fast, fast_at, levels, reference_f32, reference_f64,
+};
 use ganglion_im2col_conv::{
     Conv2dParams, Conv2dShape, ConvError, ConvWorkspace, conv2d, conv2d_backward, conv2d_forward,
+    with_isa,
 };
 use ganglion_tensor::Tensor;
 
@@ -151,30 +154,21 @@ fn tensor_api_matches_reference() {
 }
 
 #[test]
-fn pointwise_convolutions_skip_im2col_and_match_reference() {
-    // Dilation does not matter for a 1x1 kernel: still the direct path.
+fn pointwise_convolutions_need_no_column_buffer_and_match_reference() {
+    // Dilation does not matter for a 1x1 kernel: the input is still its own column matrix.
     let dilated = Conv2dParams::default().with_groups(2).with_dilation(3);
-    for (s, direct) in [
-        (shape([3, 6, 5, 7], [4, 3, 1, 1], dilated), true),
-        (
-            shape([1, 8, 4, 4], [16, 8, 1, 1], Conv2dParams::default()),
-            true,
+    for s in [
+        shape([3, 6, 5, 7], [4, 3, 1, 1], dilated),
+        shape([1, 8, 4, 4], [16, 8, 1, 1], Conv2dParams::default()),
+        shape(
+            [2, 4, 5, 7],
+            [3, 4, 1, 1],
+            Conv2dParams::default().with_stride(2),
         ),
-        (
-            shape(
-                [2, 4, 5, 7],
-                [3, 4, 1, 1],
-                Conv2dParams::default().with_stride(2),
-            ),
-            false,
-        ),
-        (
-            shape(
-                [2, 4, 5, 7],
-                [3, 4, 1, 1],
-                Conv2dParams::default().with_padding(1),
-            ),
-            false,
+        shape(
+            [2, 4, 5, 7],
+            [3, 4, 1, 1],
+            Conv2dParams::default().with_padding(1),
         ),
     ] {
         let ops = Operands::random(&s, true, 11);
@@ -188,10 +182,18 @@ fn pointwise_convolutions_skip_im2col_and_match_reference() {
             &mut out,
             &mut ws,
         );
-        // The direct path needs no column buffer, so forward leaves the workspace empty.
-        assert_eq!(ws.allocated_floats() == 0, direct, "{s:?}");
-        let got = fast(&s, &ops, &mut ws);
-        check_against_f64(&s, &got, &reference_f64(&s, &ops), 1e-4).unwrap();
+        // Forward packs its columns straight from the input: the workspace holds the packed
+        // weights (at most a register tile of padding per row) and no column buffer.
+        assert!(
+            ws.allocated_floats() <= s.weight_len() + 16 * s.cin * s.kh * s.kw,
+            "{s:?}: {} floats",
+            ws.allocated_floats()
+        );
+        for isa in levels() {
+            let got = fast_at(isa, &s, &ops, &mut ws);
+            check_against_f64(&s, &got, &reference_f64(&s, &ops), 1e-4)
+                .unwrap_or_else(|e| panic!("{isa:?}: {e}"));
+        }
     }
 }
 
@@ -210,19 +212,73 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         shape([9, 4, 7, 7], [4, 1, 3, 3], pad.with_groups(4)),
         shape([7, 8, 6, 6], [12, 8, 1, 1], Conv2dParams::default()),
         shape([2, 64, 48, 48], [8, 64, 3, 3], pad),
+        // Few input channels and wide rows: the direct kernel, whole images and split images.
+        shape([3, 3, 9, 20], [10, 3, 3, 3], pad),
+        shape([1, 2, 6, 17], [12, 2, 3, 3], pad),
     ]
 }
 
 #[test]
+fn small_channel_direct_path_matches_reference() {
+    // Wide enough rows (out_w >= 16) and few enough taps (cin * kh * kw <= 75) for the direct
+    // kernel: one and two vectors per row, masked tails, ragged output-channel blocks, bias.
+    for (s, bias) in [
+        (
+            shape(
+                [2, 1, 20, 18],
+                [6, 1, 5, 5],
+                Conv2dParams::default().with_padding(2),
+            ),
+            true,
+        ),
+        (
+            shape(
+                [1, 3, 7, 33],
+                [9, 3, 3, 3],
+                Conv2dParams::default().with_padding(1),
+            ),
+            true,
+        ),
+        (
+            shape([2, 1, 19, 21], [32, 1, 3, 3], Conv2dParams::default()),
+            false,
+        ),
+        (
+            shape([1, 2, 5, 16], [5, 2, 2, 1], Conv2dParams::default()),
+            true,
+        ),
+    ] {
+        let ops = Operands::random(&s, bias, 13);
+        let want = reference_f64(&s, &ops);
+        for isa in levels() {
+            let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
+            check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
+        }
+    }
+}
+
+#[test]
 fn results_are_bit_identical_for_any_thread_count() {
-    for s in determinism_shapes() {
-        let ops = Operands::random(&s, true, 3);
-        let runs: Vec<_> = [1, 2, 3]
-            .into_iter()
-            .map(|t| in_pool(t, || bits(&fast(&s, &ops, &mut ConvWorkspace::new()))))
-            .collect();
-        assert!(runs[0] == runs[1], "1 vs 2 threads differ for {s:?}");
-        assert!(runs[0] == runs[2], "1 vs 3 threads differ for {s:?}");
+    for isa in levels() {
+        for s in determinism_shapes() {
+            let ops = Operands::random(&s, true, 3);
+            let runs: Vec<_> = [1, 2, 3]
+                .into_iter()
+                .map(|t| {
+                    in_pool(t, || {
+                        bits(&fast_at(isa, &s, &ops, &mut ConvWorkspace::new()))
+                    })
+                })
+                .collect();
+            assert!(
+                runs[0] == runs[1],
+                "{isa:?}: 1 vs 2 threads differ for {s:?}"
+            );
+            assert!(
+                runs[0] == runs[2],
+                "{isa:?}: 1 vs 3 threads differ for {s:?}"
+            );
+        }
     }
 }
 
@@ -239,26 +295,30 @@ fn backward_weight_is_bit_identical_in_one_and_three_thread_pools() {
     for (i, g) in ops.grad_output.iter_mut().enumerate() {
         *g *= [1.0, 1e3, 1e-3][i % 3];
     }
-    let run = |threads| {
+    let run = |threads, isa| {
         in_pool(threads, || {
-            let mut gw = vec![0.0f32; s.weight_len()];
-            let mut gb = vec![0.0f32; s.cout];
-            let mut ws = ConvWorkspace::new();
-            ganglion_im2col_conv::conv2d_backward_weight(
-                &s,
-                &ops.input,
-                &ops.grad_output,
-                &mut gw,
-                Some(&mut gb),
-                &mut ws,
-            );
-            (
-                gw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                gb.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            )
+            with_isa(isa, || {
+                let mut gw = vec![0.0f32; s.weight_len()];
+                let mut gb = vec![0.0f32; s.cout];
+                let mut ws = ConvWorkspace::new();
+                ganglion_im2col_conv::conv2d_backward_weight(
+                    &s,
+                    &ops.input,
+                    &ops.grad_output,
+                    &mut gw,
+                    Some(&mut gb),
+                    &mut ws,
+                );
+                (
+                    gw.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    gb.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
+            })
         })
     };
-    assert_eq!(run(1), run(3));
+    for isa in levels() {
+        assert_eq!(run(1, isa), run(3, isa), "{isa:?}");
+    }
 }
 
 #[test]
@@ -278,8 +338,11 @@ fn images_of_several_tiles_match_reference() {
             "{s:?}"
         );
         let ops = Operands::random(&s, true, 9);
-        let got = fast(&s, &ops, &mut ConvWorkspace::new());
-        check_against_f64(&s, &got, &reference_f64(&s, &ops), 1e-4).unwrap();
+        let want = reference_f64(&s, &ops);
+        for isa in levels() {
+            let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
+            check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
+        }
     }
 }
 
@@ -299,7 +362,11 @@ fn one_workspace_serves_shapes_in_any_order() {
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
     for round in 0..2 {
-        for i in [5, 0, 3, 1, 4, 2].into_iter().rev().chain([0, 5, 2]) {
+        for i in [5, 0, 3, 1, 4, 2, 6, 7]
+            .into_iter()
+            .rev()
+            .chain([0, 5, 2, 7])
+        {
             assert!(
                 bits(&fast(&shapes[i], &ops[i], &mut ws)) == fresh[i],
                 "shape {i}, round {round}"

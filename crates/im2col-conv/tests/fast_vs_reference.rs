@@ -1,9 +1,10 @@
 //! Property test: the fast kernels agree with the `f64` reference on random shapes (batch 1-3,
-//! groups 1-3 with depthwise, odd sizes, non-square kernels, stride, padding, dilation).
+//! groups 1-3 with depthwise, odd sizes, non-square kernels, stride, padding, dilation), on
+//! every instruction-set level this CPU has.
 
 mod common;
 
-use common::{Operands, check_against_f64, fast, reference_f64, shapes};
+use common::{Operands, check_against_f64, fast_at, levels, reference_f64, shapes};
 use ganglion_im2col_conv::ConvWorkspace;
 use proptest::prelude::*;
 
@@ -17,10 +18,12 @@ proptest! {
         seed in 0u64..1000,
     ) {
         let ops = Operands::random(&shape, with_bias, seed);
-        let got = fast(&shape, &ops, &mut ConvWorkspace::new());
         let want = reference_f64(&shape, &ops);
-        if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-            prop_assert!(false, "{}", e);
+        for isa in levels() {
+            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
+            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+                prop_assert!(false, "{:?}: {}", isa, e);
+            }
         }
     }
 
@@ -31,10 +34,12 @@ proptest! {
     ) {
         prop_assert_eq!(shape.cin, shape.params.groups);
         let ops = Operands::random(&shape, true, seed);
-        let got = fast(&shape, &ops, &mut ConvWorkspace::new());
         let want = reference_f64(&shape, &ops);
-        if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-            prop_assert!(false, "{}", e);
+        for isa in levels() {
+            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
+            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+                prop_assert!(false, "{:?}: {}", isa, e);
+            }
         }
     }
 }

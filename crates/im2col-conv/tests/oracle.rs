@@ -1,9 +1,9 @@
-//! Every `conv2d` case of the bundled PyTorch reference vectors, through the fast kernels and
-//! through the `f32` reference.
+//! Every `conv2d` case of the bundled PyTorch reference vectors, through the fast kernels on
+//! every instruction-set level this CPU has and through the `f32` reference.
 
 mod common;
 
-use common::{Operands, Results, fast, reference_f32};
+use common::{Operands, Results, fast_at, levels, reference_f32};
 use ganglion_im2col_conv::{Conv2dParams, Conv2dShape, ConvWorkspace};
 use ganglion_oracle::{Case, bundled_dir, check, load_dir};
 
@@ -63,10 +63,11 @@ fn bundled_pytorch_cases_pass_fast_and_reference() {
             bias: case.optional_tensor("bias").map(|b| b.data().to_vec()),
             grad_output: case.tensor("grad_output").unwrap().data().to_vec(),
         };
-        for (path, got) in [
-            ("fast", fast(&shape, &ops, &mut ws)),
-            ("reference", reference_f32(&shape, &ops)),
-        ] {
+        let runs = levels()
+            .into_iter()
+            .map(|isa| (isa.name(), fast_at(isa, &shape, &ops, &mut ws)))
+            .chain([("reference", reference_f32(&shape, &ops))]);
+        for (path, got) in runs {
             let bad = failures(case, &got);
             if !bad.is_empty() {
                 failed.push(format!("{} ({path}): {}", case.name, bad.join(", ")));

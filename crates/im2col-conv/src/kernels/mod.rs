@@ -1,5 +1,5 @@
-//! SIMD micro-kernels behind safe entry points: [`Kernel`] checks slice lengths, then dispatches
-//! on the instruction-set level chosen once per call (see [`isa`]).
+//! SIMD micro-kernels behind safe entry points: `Kernel` checks slice lengths, then dispatches
+//! on the instruction-set level chosen once per call (see `isa`).
 //!
 //! The micro-kernel computes one register tile of a packed matrix product:
 //! `C[rows x cols] (+)= A_panel x B_panel`, where the A panel holds `kc` steps of `MR` values
@@ -12,6 +12,15 @@
 //! | `scalar` | 4 x 8 | portable Rust (autovectorised to the baseline SSE2) |
 //! | `avx2-fma` | 6 x 16 | 12 `ymm` accumulators |
 //! | `avx512` | 8 x 32 | 16 `zmm` accumulators |
+//!
+//! Besides the micro-kernel: a direct convolution row kernel for layers with few input
+//! channels (vectorised over the output width, 4 or 8 output channels per call), row copies
+//! for implicit im2col packing, and an 8 x 8 transposing pack for backward-weight's operands.
+//! The scalar level has no direct kernel (its convolutions all run as GEMM).
+//!
+//! Safety: `x86_64` holds the only `unsafe` code of the kernels, in `#[target_feature]`
+//! functions taking raw pointers. Everything here checks slice extents first and calls them
+//! only through a `Kernel`, which is built for a level only when the CPU has it.
 
 #![allow(unsafe_code)]
 
@@ -140,6 +149,312 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// `dst[r * dst_stride..][..len] = src[r * src_stride..][..len]` for `r < count`: the
+    /// short rows of implicit im2col packing, without a `memcpy` call per row.
+    ///
+    /// # Panics
+    /// If a row lies outside its slice.
+    #[inline]
+    pub(crate) fn copy_rows(
+        self,
+        dst: &mut [f32],
+        dst_stride: usize,
+        src: &[f32],
+        src_stride: usize,
+        len: usize,
+        count: usize,
+    ) {
+        if len == 0 || count == 0 {
+            return;
+        }
+        assert!(
+            (count - 1) * dst_stride + len <= dst.len()
+                && (count - 1) * src_stride + len <= src.len()
+                && (count == 1 || dst_stride >= len),
+            "copy_rows: {count} rows of {len} overrun {} or {} floats",
+            dst.len(),
+            src.len()
+        );
+        self.rows_raw(dst, dst_stride, Some((src, src_stride)), len, count);
+    }
+
+    /// `dst[r * dst_stride..][..len] = 0` for `r < count`.
+    ///
+    /// # Panics
+    /// If a row lies outside `dst`.
+    #[inline]
+    pub(crate) fn zero_rows(self, dst: &mut [f32], dst_stride: usize, len: usize, count: usize) {
+        if len == 0 || count == 0 {
+            return;
+        }
+        assert!(
+            (count - 1) * dst_stride + len <= dst.len() && (count == 1 || dst_stride >= len),
+            "zero_rows: {count} rows of {len} overrun {} floats",
+            dst.len()
+        );
+        self.rows_raw(dst, dst_stride, None, len, count);
+    }
+
+    /// `dst[p * ldd + j] = src[j * lds + p]` for `j < rows`, `p < depth`: packs an operand
+    /// whose contiguous axis is the product's depth (backward-weight's rows of `dY` and of the
+    /// columns) into the `depth`-major layout of the micro-kernel's panels.
+    ///
+    /// # Panics
+    /// If an element lies outside its slice, or `ldd < rows` with several depth steps.
+    pub(crate) fn transpose(
+        self,
+        src: &[f32],
+        lds: usize,
+        rows: usize,
+        depth: usize,
+        dst: &mut [f32],
+        ldd: usize,
+    ) {
+        if rows == 0 || depth == 0 {
+            return;
+        }
+        assert!(
+            (rows - 1) * lds + depth <= src.len()
+                && (depth - 1) * ldd + rows <= dst.len()
+                && (depth == 1 || ldd >= rows),
+            "transpose: {rows}x{depth} with strides {lds}, {ldd} overruns {} or {} floats",
+            src.len(),
+            dst.len()
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the match guard checked the CPU has AVX2 (an AVX-512 level does not
+            // imply it, so it is checked, not assumed); the assertion bounds every element
+            // read and written, and `dst` is a unique borrow, so it overlaps no source.
+            Isa::Avx2Fma | Isa::Avx512 if Isa::Avx2Fma.available() => unsafe {
+                x86_64::transpose_avx2(src.as_ptr(), lds, rows, depth, dst.as_mut_ptr(), ldd)
+            },
+            _ => {
+                for j in 0..rows {
+                    for p in 0..depth {
+                        dst[p * ldd + j] = src[j * lds + p];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output channels one call of [`Kernel::direct_row`] computes, or `None` at the scalar
+    /// level (which has no direct kernel: its convolutions all run as GEMM).
+    pub(crate) fn direct_channels(self) -> Option<usize> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(x86_64::AVX2_DIRECT_CO),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86_64::AVX512_DIRECT_CO),
+            _ => None,
+        }
+    }
+
+    /// Floats past the end of the last padded input row that [`Kernel::direct_row`] may read
+    /// (at most 31: two vectors of 16 past the last output; their values only reach outputs it
+    /// does not store).
+    pub(crate) const DIRECT_MARGIN: usize = 32;
+
+    /// Direct convolution (stride 1, dilation 1) of one output row for `rows` output channels,
+    /// vectorised over the output width: `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj}
+    /// w[co * cin*kh*kw + (ci * kh + ki) * kw + kj] * x[ci * xs + ki * xw + ow + kj]`, where
+    /// `x` is the zero-padded input (row stride `xw`, channel stride `xs`) from the output
+    /// row's first input row. The small-channel layers' forward path: their GEMM would be all
+    /// packing and no arithmetic.
+    ///
+    /// # Panics
+    /// At the scalar level, if `rows` is not in `1..=direct_channels()`, or a slice is shorter
+    /// than the geometry needs (`x` must extend [`Kernel::DIRECT_MARGIN`] floats past the
+    /// last input its outputs read).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn direct_row(
+        self,
+        x: &[f32],
+        xs: usize,
+        xw: usize,
+        [cin, kh, kw]: [usize; 3],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        rows: usize,
+        y: &mut [f32],
+        ys: usize,
+        out_w: usize,
+    ) {
+        let cob = self
+            .direct_channels()
+            .expect("direct_row: the scalar level has no direct kernel");
+        let wk = cin * kh * kw;
+        let x_need = (cin.max(1) - 1) * xs + (kh.max(1) - 1) * xw + out_w + kw - 1 + 32;
+        assert!(
+            (1..=cob).contains(&rows)
+                && wk > 0
+                && out_w > 0
+                && x.len() >= x_need
+                && w.len() >= rows * wk
+                && bias.is_none_or(|b| b.len() >= rows)
+                && y.len() >= (rows - 1) * ys + out_w
+                && (rows == 1 || ys >= out_w),
+            "direct_row: {rows} channels of {out_w} outputs do not fit the slices"
+        );
+        let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+        let dims = [cin, kh, kw];
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; `direct_body` reads at most
+            // `2 * 8 - 1` floats past the last input the outputs need, inside the asserted
+            // 32-float margin, and writes only the asserted rows of `y`, a unique borrow.
+            Isa::Avx2Fma => unsafe {
+                x86_64::direct_avx2(
+                    x.as_ptr(),
+                    xs,
+                    xw,
+                    dims,
+                    w.as_ptr(),
+                    bp,
+                    rows,
+                    y.as_mut_ptr(),
+                    ys,
+                    out_w,
+                )
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above with AVX-512F: vectors of 16 over-read at most 31 floats, inside
+            // the asserted 32-float margin.
+            Isa::Avx512 => unsafe {
+                x86_64::direct_avx512(
+                    x.as_ptr(),
+                    xs,
+                    xw,
+                    dims,
+                    w.as_ptr(),
+                    bp,
+                    rows,
+                    y.as_mut_ptr(),
+                    ys,
+                    out_w,
+                )
+            },
+            _ => unreachable!("direct_channels returned Some"),
+        }
+    }
+
+    /// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of
+    /// `images`: `dw[co * taps + t] = sum_{img, oh, ow} dy[img][co][oh][ow] *
+    /// x[img][ci][oh + ki][ow + kj]`, tap `t = (ci * kh + ki) * kw + kj`, overwriting `dw`.
+    /// `x` is the zero-padded block (image stride `xi`, plane `xs`, row `xw`), `dy` the block's
+    /// output gradient from the first of the `rows` channels (image stride `dyi`). The
+    /// small-channel layers' backward-weight: the sums stay in registers across the block.
+    ///
+    /// # Panics
+    /// At the scalar level (see [`Kernel::direct_channels`]), or if a slice is shorter than
+    /// the geometry needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn direct_weight_grad(
+        self,
+        x: &[f32],
+        [images, xi, xs, xw]: [usize; 4],
+        [cin, kh, kw]: [usize; 3],
+        dy: &[f32],
+        [dyi, out_h, out_w]: [usize; 3],
+        rows: usize,
+        dw: &mut [f32],
+    ) {
+        let taps = cin * kh * kw;
+        let pixels = out_h * out_w;
+        if images == 0 || rows == 0 || taps == 0 || pixels == 0 {
+            dw[..rows * taps].fill(0.0);
+            return;
+        }
+        let x_need = (images - 1) * xi + (cin - 1) * xs + (out_h + kh - 2) * xw + out_w + kw - 1;
+        let dy_need = (images - 1) * dyi + (rows - 1) * pixels + pixels;
+        assert!(
+            x.len() >= x_need
+                && dy.len() >= dy_need
+                && dw.len() >= rows * taps
+                && xw >= out_w + kw - 1
+                && xs >= (out_h + kh - 1) * xw,
+            "direct_weight_grad: the block's slices are shorter than its geometry"
+        );
+        #[cfg(target_arch = "x86_64")]
+        let g = x86_64::WgradGeom {
+            images,
+            xi,
+            xs,
+            xw,
+            dims: [cin, kh, kw],
+            dyi,
+            out_h,
+            out_w,
+        };
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
+            // element `wgrad_body` reads in `x` (last image, channel, row, and column
+            // `out_w - 1 + kw - 1`) and in `dy` (last image, channel and pixel), and the
+            // `rows * taps` it writes in `dw`, a unique borrow.
+            Isa::Avx2Fma => unsafe {
+                x86_64::wgrad_avx2(x.as_ptr(), dy.as_ptr(), g, rows, dw.as_mut_ptr())
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::wgrad_avx512(x.as_ptr(), dy.as_ptr(), g, rows, dw.as_mut_ptr())
+            },
+            _ => panic!("direct_weight_grad: the scalar level has no direct kernel"),
+        }
+    }
+
+    /// Output channels per call that [`Kernel::direct_weight_grad`] computes best in (its
+    /// register tile's rows), or `None` at the scalar level.
+    pub(crate) fn weight_grad_channels(self) -> Option<usize> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(x86_64::AVX2_WGRAD.0),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86_64::AVX512_WGRAD.0),
+            _ => None,
+        }
+    }
+
+    /// The dispatch of [`Kernel::copy_rows`] and [`Kernel::zero_rows`], extents checked.
+    fn rows_raw(
+        self,
+        dst: &mut [f32],
+        dst_stride: usize,
+        src: Option<(&[f32], usize)>,
+        len: usize,
+        count: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        let (sp, ss) = src.map_or((std::ptr::null(), 0), |(s, ss)| (s.as_ptr(), ss));
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked the CPU has AVX2; the callers checked every row of
+            // `dst` (and of `src`, when given) lies inside its slice, and `dst` is a unique
+            // borrow, so the rows do not overlap the source.
+            Isa::Avx2Fma => unsafe {
+                x86_64::copy_rows_avx2(dst.as_mut_ptr(), dst_stride, sp, ss, len, count)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::copy_rows_avx512(dst.as_mut_ptr(), dst_stride, sp, ss, len, count)
+            },
+            _ => {
+                for r in 0..count {
+                    let d = &mut dst[r * dst_stride..r * dst_stride + len];
+                    match src {
+                        Some((s, ss)) => d.copy_from_slice(&s[r * ss..r * ss + len]),
+                        None => d.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,8 +494,12 @@ mod tests {
                                 let dot: f64 = (0..kc)
                                     .map(|k| f64::from(a[k * mr + i]) * f64::from(b[k * nr + j]))
                                     .sum();
-                                let want =
-                                    dot + if accumulate { f64::from(start[i * rs + j]) } else { 0.0 };
+                                let want = dot
+                                    + if accumulate {
+                                        f64::from(start[i * rs + j])
+                                    } else {
+                                        0.0
+                                    };
                                 assert!(
                                     (f64::from(got) - want).abs() <= 1e-5 * (1.0 + kc as f64),
                                     "{isa:?} kc {kc} tile {rows}x{cols} ({i},{j}): {got} vs {want}"
@@ -205,7 +524,58 @@ mod tests {
             let mut corner = vec![0.0; 2 * 3];
             kern.micro(kc, &a, &b, &mut corner, 3, 2, 3, false);
             for i in 0..2 {
-                assert_eq!(&corner[i * 3..i * 3 + 3], &full[i * nr..i * nr + 3], "{isa:?}");
+                assert_eq!(
+                    &corner[i * 3..i * 3 + 3],
+                    &full[i * nr..i * nr + 3],
+                    "{isa:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn row_copies_and_zeroes_match_on_every_level() {
+        let src = values(200, 7);
+        for isa in Isa::available_levels() {
+            let kern = Kernel::new(isa);
+            for len in [1, 7, 8, 15, 16, 17, 33] {
+                let mut dst = vec![f32::NAN; 3 * 40];
+                kern.copy_rows(&mut dst, 40, &src, 50, len, 3);
+                for r in 0..3 {
+                    assert_eq!(&dst[r * 40..r * 40 + len], &src[r * 50..r * 50 + len]);
+                    assert!(dst[r * 40 + len..(r + 1) * 40].iter().all(|v| v.is_nan()));
+                }
+                kern.zero_rows(&mut dst, 40, len, 2);
+                assert!(
+                    dst[..len]
+                        .iter()
+                        .chain(&dst[40..40 + len])
+                        .all(|&v| v == 0.0)
+                );
+                assert_eq!(&dst[80..80 + len], &src[100..100 + len], "{isa:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn transposes_match_on_every_level() {
+        let src = values(40 * 30, 9);
+        for isa in Isa::available_levels() {
+            let kern = Kernel::new(isa);
+            for (rows, depth) in [(8, 8), (17, 23), (3, 16), (24, 5), (1, 1)] {
+                let ldd = rows + 2;
+                let mut dst = vec![f32::NAN; depth * ldd];
+                kern.transpose(&src, 30, rows, depth, &mut dst, ldd);
+                for p in 0..depth {
+                    for j in 0..ldd {
+                        let got = dst[p * ldd + j];
+                        if j < rows {
+                            assert_eq!(got, src[j * 30 + p], "{isa:?} {rows}x{depth}");
+                        } else {
+                            assert!(got.is_nan(), "{isa:?} wrote outside the rows");
+                        }
+                    }
+                }
             }
         }
     }

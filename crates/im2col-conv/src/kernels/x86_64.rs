@@ -1,6 +1,8 @@
 //! x86-64 micro-kernels: one `#[inline(always)]` register-tiled body, instantiated for AVX2+FMA
 //! (`ymm`, 6 x 16 tile) and AVX-512F (`zmm`, 8 x 32 tile) under `#[target_feature]` wrappers.
 //! Only the dispatcher in `kernels` calls them, after checking the CPU and the slice lengths.
+//! Also here: row copies for implicit im2col packing and an 8 x 8 transposing pack; the direct
+//! kernels for few-channel layers live in `direct`.
 //!
 //! Tile sizes: an FMA has 4 cycles of latency on two pipes, so at least 8 independent
 //! accumulators must be in flight. The AVX2 tile keeps 12 `ymm` accumulators (of 16 registers);
@@ -8,11 +10,13 @@
 //! per 16 FMAs, well inside the load ports' budget.
 #![allow(unsafe_code)]
 
-use std::arch::x86_64::{
-    __m256, __m512, _mm256_add_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps,
-    _mm256_setzero_ps, _mm256_storeu_ps, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
-    _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+mod direct;
+
+pub(crate) use direct::{
+    AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, WgradGeom, direct_avx2,
+    direct_avx512, wgrad_avx2, wgrad_avx512,
 };
+use std::arch::x86_64::*;
 
 /// AVX2 tile rows.
 pub(crate) const AVX2_MR: usize = 6;
@@ -34,6 +38,12 @@ trait Vector: Copy {
     unsafe fn splat(x: f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
     unsafe fn store(self, p: *mut f32);
+    /// Stores the first `n < LANES` lanes only.
+    unsafe fn store_first(self, p: *mut f32, n: usize);
+    /// Loads the first `n <= LANES` lanes (the rest zero), reading only those.
+    unsafe fn load_first(p: *const f32, n: usize) -> Self;
+    /// The sum of the lanes, in a fixed order.
+    unsafe fn hsum(self) -> f32;
     unsafe fn add(self, o: Self) -> Self;
     /// `self * b + c`, one rounding.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
@@ -64,6 +74,37 @@ impl Vector for Ymm {
     unsafe fn store(self, p: *mut f32) {
         // SAFETY: AVX2 as in `zero`; the caller guarantees 8 writable floats at `p`.
         unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        // SAFETY: AVX2 as in `zero`; lanes at or past `n` are masked off, so only the `n`
+        // floats the caller guarantees writable are written.
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx);
+            _mm256_maskstore_ps(p, mask, self.0)
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX2 as in `zero`; lanes at or past `n` are masked off and not read.
+        unsafe {
+            let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), idx);
+            Ymm(_mm256_maskload_ps(p, mask))
+        }
+    }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        // SAFETY: AVX2 (which implies SSE3) as in `zero`.
+        unsafe {
+            let half = _mm_add_ps(
+                _mm256_castps256_ps128(self.0),
+                _mm256_extractf128_ps::<1>(self.0),
+            );
+            let pair = _mm_hadd_ps(half, half);
+            _mm_cvtss_f32(_mm_hadd_ps(pair, pair))
+        }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
@@ -101,6 +142,22 @@ impl Vector for Zmm {
     unsafe fn store(self, p: *mut f32) {
         // SAFETY: AVX-512F as in `zero`; the caller guarantees 16 writable floats at `p`.
         unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_first(self, p: *mut f32, n: usize) {
+        // SAFETY: AVX-512F as in `zero`; the mask enables only the first `n < 16` lanes, the
+        // floats the caller guarantees writable.
+        unsafe { _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as u16, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        // SAFETY: AVX-512F as in `zero`; only the first `n <= 16` lanes are read.
+        Zmm(unsafe { _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p) })
+    }
+    #[inline(always)]
+    unsafe fn hsum(self) -> f32 {
+        // SAFETY: AVX-512F as in `zero`.
+        unsafe { _mm512_reduce_add_ps(self.0) }
     }
     #[inline(always)]
     unsafe fn add(self, o: Self) -> Self {
@@ -227,4 +284,157 @@ pub(crate) unsafe fn micro_avx512(
 ) {
     // SAFETY: forwarded from this function's contract.
     unsafe { body::<Zmm, AVX512_MR, 2>(kc, a, b, c, rs_c, rows, cols, accumulate) }
+}
+
+/// Copies (or, with `src` null, zeroes) `count` rows of `len` floats: row `r` of `dst` at
+/// `r * dst_stride`, of `src` at `r * src_stride`. The short rows of implicit im2col packing,
+/// where a `memcpy` call per row would cost more than the row.
+///
+/// # Safety
+/// The CPU has AVX2; for `r < count`, `dst` is writable and (unless null) `src` readable for
+/// `len` floats at row `r`'s offset, and the two do not overlap.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn copy_rows_avx2(
+    dst: *mut f32,
+    dst_stride: usize,
+    src: *const f32,
+    src_stride: usize,
+    len: usize,
+    count: usize,
+) {
+    // SAFETY: every access is at `r * stride + j` with `r < count`, `j < len` (the vector
+    // ones at `j + 8 <= len`), inside the extents the caller guarantees; AVX2 is present.
+    unsafe {
+        for r in 0..count {
+            let d = dst.add(r * dst_stride);
+            let mut j = 0;
+            if src.is_null() {
+                while j + 8 <= len {
+                    _mm256_storeu_ps(d.add(j), _mm256_setzero_ps());
+                    j += 8;
+                }
+                while j < len {
+                    *d.add(j) = 0.0;
+                    j += 1;
+                }
+            } else {
+                let s = src.add(r * src_stride);
+                while j + 8 <= len {
+                    _mm256_storeu_ps(d.add(j), _mm256_loadu_ps(s.add(j)));
+                    j += 8;
+                }
+                while j < len {
+                    *d.add(j) = *s.add(j);
+                    j += 1;
+                }
+            }
+        }
+    }
+}
+
+/// [`copy_rows_avx2`] with 512-bit vectors and a masked tail.
+///
+/// # Safety
+/// As [`copy_rows_avx2`], with AVX-512F present.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn copy_rows_avx512(
+    dst: *mut f32,
+    dst_stride: usize,
+    src: *const f32,
+    src_stride: usize,
+    len: usize,
+    count: usize,
+) {
+    let tail = len % 16;
+    let mask: u16 = if tail == 0 { 0 } else { (1u16 << tail) - 1 };
+    // SAFETY: full vectors touch `j..j + 16 <= len - tail`; the masked tail touches only the
+    // `tail` lanes below `len` (masked-off lanes are neither read nor written, so they may lie
+    // outside the buffers). All offsets are inside the caller's extents; AVX-512F is present.
+    unsafe {
+        for r in 0..count {
+            let d = dst.add(r * dst_stride);
+            let mut j = 0;
+            if src.is_null() {
+                while j + 16 <= len {
+                    _mm512_storeu_ps(d.add(j), _mm512_setzero_ps());
+                    j += 16;
+                }
+                if mask != 0 {
+                    _mm512_mask_storeu_ps(d.add(j), mask, _mm512_setzero_ps());
+                }
+            } else {
+                let s = src.add(r * src_stride);
+                while j + 16 <= len {
+                    _mm512_storeu_ps(d.add(j), _mm512_loadu_ps(s.add(j)));
+                    j += 16;
+                }
+                if mask != 0 {
+                    _mm512_mask_storeu_ps(d.add(j), mask, _mm512_maskz_loadu_ps(mask, s.add(j)));
+                }
+            }
+        }
+    }
+}
+
+/// `dst[p * ldd + j] = src[j * lds + p]` for `j < rows`, `p < depth`: the transposing pack of
+/// backward-weight's operands (whose contiguous axis is the product's depth), by 8 x 8 blocks
+/// in `ymm` registers, with scalar edges.
+///
+/// # Safety
+/// The CPU has AVX2; `src` is readable at `j * lds + p` and `dst` writable at `p * ldd + j`
+/// for every `j < rows`, `p < depth`, and the two do not overlap.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn transpose_avx2(
+    src: *const f32,
+    lds: usize,
+    rows: usize,
+    depth: usize,
+    dst: *mut f32,
+    ldd: usize,
+) {
+    let (rows8, depth8) = (rows / 8 * 8, depth / 8 * 8);
+    // SAFETY: the blocks read `src[(j0 + r) * lds + p0 .. + 8]` and write
+    // `dst[(p0 + r) * ldd + j0 .. + 8]` with `j0 + 8 <= rows`, `p0 + 8 <= depth`; the edges
+    // touch single elements with `j < rows`, `p < depth`: all inside the caller's extents.
+    unsafe {
+        for j0 in (0..rows8).step_by(8) {
+            for p0 in (0..depth8).step_by(8) {
+                let s = src.add(j0 * lds + p0);
+                let r = |i: usize| _mm256_loadu_ps(s.add(i * lds));
+                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                let (r4, r5, r6, r7) = (r(4), r(5), r(6), r(7));
+                let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+                let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+                let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+                let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let d = dst.add(p0 * ldd + j0);
+                _mm256_storeu_ps(d, _mm256_permute2f128_ps::<0x20>(u0, u4));
+                _mm256_storeu_ps(d.add(ldd), _mm256_permute2f128_ps::<0x20>(u1, u5));
+                _mm256_storeu_ps(d.add(2 * ldd), _mm256_permute2f128_ps::<0x20>(u2, u6));
+                _mm256_storeu_ps(d.add(3 * ldd), _mm256_permute2f128_ps::<0x20>(u3, u7));
+                _mm256_storeu_ps(d.add(4 * ldd), _mm256_permute2f128_ps::<0x31>(u0, u4));
+                _mm256_storeu_ps(d.add(5 * ldd), _mm256_permute2f128_ps::<0x31>(u1, u5));
+                _mm256_storeu_ps(d.add(6 * ldd), _mm256_permute2f128_ps::<0x31>(u2, u6));
+                _mm256_storeu_ps(d.add(7 * ldd), _mm256_permute2f128_ps::<0x31>(u3, u7));
+            }
+            for j in j0..j0 + 8 {
+                for p in depth8..depth {
+                    *dst.add(p * ldd + j) = *src.add(j * lds + p);
+                }
+            }
+        }
+        for j in rows8..rows {
+            for p in 0..depth {
+                *dst.add(p * ldd + j) = *src.add(j * lds + p);
+            }
+        }
+    }
 }

@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use ganglion_im2col_conv::{
-    Conv2dParams, Conv2dShape, ConvWorkspace, conv2d_backward_data, conv2d_backward_weight,
-    conv2d_forward, reference,
+    Conv2dParams, Conv2dShape, ConvWorkspace, Isa, conv2d_backward_data, conv2d_backward_weight,
+    conv2d_forward, reference, with_isa,
 };
 use ganglion_tensor::Rng;
 use proptest::prelude::*;
@@ -73,6 +73,21 @@ pub fn fast(shape: &Conv2dShape, ops: &Operands, ws: &mut ConvWorkspace) -> Resu
         ws,
     );
     r
+}
+
+/// The instruction-set levels this CPU has: every fast-path test runs on each.
+pub fn levels() -> Vec<Isa> {
+    Isa::available_levels()
+}
+
+/// [`fast`] with the kernels forced to `isa`.
+pub fn fast_at(
+    isa: Isa,
+    shape: &Conv2dShape,
+    ops: &Operands,
+    ws: &mut ConvWorkspace,
+) -> Results<f32> {
+    with_isa(isa, || fast(shape, ops, ws))
 }
 
 /// All three reference passes in `f32`.

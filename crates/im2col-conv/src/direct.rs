@@ -1,0 +1,80 @@
+//! The direct kernels' side of a convolution with few input channels: when they apply, and
+//! the zero-padded copy of the input they read (so that the kernels never test for padding).
+
+use crate::Conv2dShape;
+use crate::kernels::Kernel;
+use crate::plan::Plan;
+
+/// Largest `cin * kh * kw` the direct kernels take: below it, a GEMM's B panel is mostly
+/// packing (one copy per row of only `cout` multiply-adds) and its tile mostly padding.
+const DIRECT_MAX_DEPTH: usize = 75;
+
+/// Geometry of a zero-padded input: the direct kernels' view of the images.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Padded {
+    pub(crate) cin: usize,
+    h: usize,
+    w: usize,
+    pad: [usize; 2],
+    pub(crate) kh: usize,
+    pub(crate) kw: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    /// Padded row length.
+    pub(crate) xw: usize,
+    /// Padded plane.
+    pub(crate) xs: usize,
+}
+
+impl Padded {
+    /// Whether the direct kernels run this convolution: few input channels, one group,
+    /// stride and dilation 1, an output row of at least one vector, and a SIMD level.
+    pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        p.kernel.direct_channels().is_some()
+            && s.params.groups == 1
+            && s.params.stride == [1, 1]
+            && s.params.dilation == [1, 1]
+            && !p.pointwise
+            && p.k_all <= DIRECT_MAX_DEPTH
+            && s.out_w() >= 16
+    }
+
+    pub(crate) fn new(s: &Conv2dShape) -> Self {
+        let [ph, pw] = s.params.padding;
+        let xw = s.w + 2 * pw;
+        Self {
+            cin: s.cin,
+            h: s.h,
+            w: s.w,
+            pad: s.params.padding,
+            kh: s.kh,
+            kw: s.kw,
+            out_h: s.out_h(),
+            out_w: s.out_w(),
+            xw,
+            xs: (s.h + 2 * ph) * xw,
+        }
+    }
+
+    /// Floats of one padded image.
+    pub(crate) fn image_len(&self) -> usize {
+        self.cin * self.xs
+    }
+
+    /// Floats of a buffer for `images` padded images, with the kernels' read margin.
+    pub(crate) fn buf_len(&self, images: usize) -> usize {
+        images * self.image_len() + Kernel::DIRECT_MARGIN
+    }
+
+    /// Copies images `x` (`[images, cin, h, w]`) into `buf` with their zero padding.
+    pub(crate) fn pad(&self, x: &[f32], buf: &mut [f32]) {
+        let [ph, pw] = self.pad;
+        buf.fill(0.0);
+        for (src, dst) in x.chunks_exact(self.h * self.w).zip(buf.chunks_mut(self.xs)) {
+            for (r, row) in src.chunks_exact(self.w).enumerate() {
+                let at = (r + ph) * self.xw + pw;
+                dst[at..at + self.w].copy_from_slice(row);
+            }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! x86-64 direct convolution kernels for layers with few input channels: the forward row
+//! kernel and the weight-gradient kernel, each one `#[inline(always)]` body over the parent's
+//! `Vector` trait, instantiated for AVX2+FMA and AVX-512F under `#[target_feature]` wrappers.
+#![allow(unsafe_code)]
+
+use super::{Vector, Ymm, Zmm};
+
+/// Output channels per call of the direct kernel: AVX2 (4 x 2 `ymm` accumulators).
+pub(crate) const AVX2_DIRECT_CO: usize = 4;
+/// Output channels per call of the direct kernel: AVX-512 (8 x 2 `zmm` accumulators).
+pub(crate) const AVX512_DIRECT_CO: usize = 8;
+
+/// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
+/// channels, vectorised over the output width, two vectors at a time:
+/// `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] *
+/// x[ci * xs + ki * xw + ow + kj]` for `co < rows`, `ow < out_w`, where `x` is the zero-padded
+/// input at the output row's first input row. Each sum runs over `ci`, `ki`, `kj` in order,
+/// started from the bias (or zero).
+///
+/// # Safety
+/// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (kh - 1) * xw +
+/// out_w.next_multiple_of(2 * LANES) + kw - 1` floats; `w` for `rows * wk` floats with
+/// `wk = cin * kh * kw`; `bias`, unless null, for `rows`; `y` writable at `co * ys + ow` for
+/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_body<V: Vector, const COB: usize>(
+    x: *const f32,
+    xs: usize,
+    xw: usize,
+    [cin, kh, kw]: [usize; 3],
+    w: *const f32,
+    bias: *const f32,
+    rows: usize,
+    y: *mut f32,
+    ys: usize,
+    out_w: usize,
+) {
+    let wk = cin * kh * kw;
+    let lanes = V::LANES;
+    // SAFETY: the loads read `x` at `ci * xs + ki * xw + ow0 + kj + v * lanes .. + lanes` with
+    // `ow0 + 2 * lanes <= out_w.next_multiple_of(2 * lanes)`: inside the readable extent.
+    // Weight and bias reads use rows clamped below `rows`. Stores of full vectors stay below
+    // `out_w`; partial ones are masked to `ow < out_w`.
+    unsafe {
+        let wrow: [*const f32; COB] = std::array::from_fn(|co| w.add(co.min(rows - 1) * wk));
+        for ow0 in (0..out_w).step_by(2 * lanes) {
+            let mut acc = [[V::zero(); 2]; COB];
+            if !bias.is_null() {
+                for (co, a) in acc.iter_mut().enumerate() {
+                    let b = V::splat(*bias.add(co.min(rows - 1)));
+                    *a = [b, b];
+                }
+            }
+            let mut t = 0;
+            for ci in 0..cin {
+                for ki in 0..kh {
+                    let xr = x.add(ci * xs + ki * xw + ow0);
+                    for kj in 0..kw {
+                        let x0 = V::load(xr.add(kj));
+                        let x1 = V::load(xr.add(kj + lanes));
+                        for (co, a) in acc.iter_mut().enumerate() {
+                            let wv = V::splat(*wrow[co].add(t));
+                            a[0] = wv.fma(x0, a[0]);
+                            a[1] = wv.fma(x1, a[1]);
+                        }
+                        t += 1;
+                    }
+                }
+            }
+            let full = ow0 + 2 * lanes <= out_w;
+            for (co, a) in acc.iter().enumerate().take(rows) {
+                let yp = y.add(co * ys + ow0);
+                if full {
+                    a[0].store(yp);
+                    a[1].store(yp.add(lanes));
+                } else {
+                    let left = out_w - ow0;
+                    if left >= lanes {
+                        a[0].store(yp);
+                        if left > lanes {
+                            a[1].store_first(yp.add(lanes), left - lanes);
+                        }
+                    } else {
+                        a[0].store_first(yp, left);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The AVX2+FMA direct row kernel (4 output channels).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the pointers satisfy [`direct_body`]'s contract with `COB = 4`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn direct_avx2(
+    x: *const f32,
+    xs: usize,
+    xw: usize,
+    dims: [usize; 3],
+    w: *const f32,
+    bias: *const f32,
+    rows: usize,
+    y: *mut f32,
+    ys: usize,
+    out_w: usize,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { direct_body::<Ymm, AVX2_DIRECT_CO>(x, xs, xw, dims, w, bias, rows, y, ys, out_w) }
+}
+
+/// The AVX-512F direct row kernel (8 output channels).
+///
+/// # Safety
+/// The CPU has AVX-512F; the pointers satisfy [`direct_body`]'s contract with `COB = 8`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn direct_avx512(
+    x: *const f32,
+    xs: usize,
+    xw: usize,
+    dims: [usize; 3],
+    w: *const f32,
+    bias: *const f32,
+    rows: usize,
+    y: *mut f32,
+    ys: usize,
+    out_w: usize,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { direct_body::<Zmm, AVX512_DIRECT_CO>(x, xs, xw, dims, w, bias, rows, y, ys, out_w) }
+}
+
+/// Weight-gradient tile of the direct backward-weight kernel, AVX2: output channels x taps.
+pub(crate) const AVX2_WGRAD: (usize, usize) = (2, 4);
+/// Weight-gradient tile of the direct backward-weight kernel, AVX-512: output channels x taps.
+pub(crate) const AVX512_WGRAD: (usize, usize) = (4, 6);
+
+/// Geometry of [`wgrad_body`]: strides of the padded input block and of the output gradient.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WgradGeom {
+    /// Images in the block.
+    pub(crate) images: usize,
+    /// Padded input: image, plane and row strides.
+    pub(crate) xi: usize,
+    pub(crate) xs: usize,
+    pub(crate) xw: usize,
+    /// Kernel taps: `[cin, kh, kw]`.
+    pub(crate) dims: [usize; 3],
+    /// Output gradient: image stride (`cout * out_h * out_w`) and output size.
+    pub(crate) dyi: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+}
+
+/// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of
+/// images: `dw[co * taps + t] = sum_{img, oh, ow} dy[img * dyi + co * out_h * out_w +
+/// oh * out_w + ow] * x[img * xi + ci * xs + (oh + ki) * xw + ow + kj]` for tap
+/// `t = (ci * kh + ki) * kw + kj`, overwriting `dw`. Vectorised over the output width with
+/// `CO x T` accumulators kept in registers over one image (whose rows stay in L1), summed
+/// across lanes and added to `dw` image by image: each element's order is fixed by the
+/// geometry alone.
+///
+/// # Safety
+/// The CPU has `V`'s features; `x` (the zero-padded block) is readable at every offset above
+/// for `ow < out_w`, `dy` at every offset for `co < rows`, and `dw` writable for
+/// `rows * cin * kh * kw` floats; `rows >= 1`.
+#[inline(always)]
+unsafe fn wgrad_body<V: Vector, const CO: usize, const T: usize>(
+    x: *const f32,
+    dy: *const f32,
+    g: WgradGeom,
+    rows: usize,
+    dw: *mut f32,
+) {
+    let [cin, kh, kw] = g.dims;
+    let taps = cin * kh * kw;
+    let pixels = g.out_h * g.out_w;
+    let lanes = V::LANES;
+    // SAFETY: loads read `n <= out_w - ow0` lanes from `ow0`, so `dy` stays in its rows and
+    // `x` in its padded rows (`ow + kj < out_w + kw - 1 = padded width`); channels and taps
+    // past `rows` / `taps` are clamped to the last valid one (their sums are not stored).
+    // Stores write `dw[co * taps + t]` for `co < rows`, `t < taps` only.
+    unsafe {
+        for img in 0..g.images {
+            let xb = x.add(img * g.xi);
+            let db = dy.add(img * g.dyi);
+            for co0 in (0..rows).step_by(CO) {
+                let co_at: [usize; CO] = std::array::from_fn(|c| (co0 + c).min(rows - 1) * pixels);
+                for t0 in (0..taps).step_by(T) {
+                    let tap_at: [usize; T] = std::array::from_fn(|i| {
+                        let t = (t0 + i).min(taps - 1);
+                        let (ci, kk) = (t / (kh * kw), t % (kh * kw));
+                        ci * g.xs + (kk / kw) * g.xw + kk % kw
+                    });
+                    let mut acc = [[V::zero(); T]; CO];
+                    for oh in 0..g.out_h {
+                        let xr = xb.add(oh * g.xw);
+                        let dr = db.add(oh * g.out_w);
+                        for ow0 in (0..g.out_w).step_by(lanes) {
+                            let n = lanes.min(g.out_w - ow0);
+                            let d: [V; CO] = std::array::from_fn(|c| {
+                                let p = dr.add(co_at[c] + ow0);
+                                if n == lanes {
+                                    V::load(p)
+                                } else {
+                                    V::load_first(p, n)
+                                }
+                            });
+                            for (i, &at) in tap_at.iter().enumerate() {
+                                let p = xr.add(at + ow0);
+                                let xv = if n == lanes {
+                                    V::load(p)
+                                } else {
+                                    V::load_first(p, n)
+                                };
+                                for (a, &dc) in acc.iter_mut().zip(&d) {
+                                    a[i] = dc.fma(xv, a[i]);
+                                }
+                            }
+                        }
+                    }
+                    for (c, a) in acc.iter().enumerate().take(rows - co0) {
+                        for (i, v) in a.iter().enumerate().take(taps - t0) {
+                            let out = dw.add((co0 + c) * taps + t0 + i);
+                            *out = if img == 0 { v.hsum() } else { *out + v.hsum() };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The AVX2+FMA direct weight-gradient kernel (2 channels x 4 taps).
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; the pointers satisfy [`wgrad_body`]'s contract.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn wgrad_avx2(
+    x: *const f32,
+    dy: *const f32,
+    g: WgradGeom,
+    rows: usize,
+    dw: *mut f32,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { wgrad_body::<Ymm, { AVX2_WGRAD.0 }, { AVX2_WGRAD.1 }>(x, dy, g, rows, dw) }
+}
+
+/// The AVX-512F direct weight-gradient kernel (4 channels x 6 taps).
+///
+/// # Safety
+/// The CPU has AVX-512F; the pointers satisfy [`wgrad_body`]'s contract.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn wgrad_avx512(
+    x: *const f32,
+    dy: *const f32,
+    g: WgradGeom,
+    rows: usize,
+    dw: *mut f32,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { wgrad_body::<Zmm, { AVX512_WGRAD.0 }, { AVX512_WGRAD.1 }>(x, dy, g, rows, dw) }
+}
