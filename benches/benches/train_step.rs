@@ -60,7 +60,9 @@ impl Step {
     fn run(&mut self) -> f32 {
         let g = &mut self.graph;
         g.reset();
-        let x = g.input_from(&self.shape, &self.images).expect("batch shape");
+        let x = g
+            .input_from(&self.shape, &self.images)
+            .expect("batch shape");
         let logits = self.model.forward(g, x).expect("forward");
         let loss = g.cross_entropy(logits, &self.labels, 0.0).expect("loss");
         let value = g.value(loss).data()[0];

@@ -9,6 +9,11 @@
 use ganglion_tensor::{Tensor, numel};
 use std::collections::HashMap;
 
+/// Shape capacity of every tensor the pool makes. Buffers are keyed by element count alone, so
+/// a buffer made for a `[n, k]` value may next hold an `[n, c, h, w]` one; a shape vector with
+/// room for this many dimensions never has to grow (allocate) when that happens.
+const SHAPE_CAPACITY: usize = 6;
+
 /// Free buffers by element count, and how often a request found none.
 #[derive(Debug, Default)]
 pub(crate) struct BufferPool {
@@ -30,7 +35,7 @@ impl BufferPool {
             }
             None => {
                 self.misses += 1;
-                Tensor::zeros(shape)
+                fresh(shape)
             }
         }
     }
@@ -88,9 +93,35 @@ impl BufferPool {
     }
 }
 
+/// A zero tensor of `shape` whose shape vector has room for [`SHAPE_CAPACITY`] dimensions.
+fn fresh(shape: &[usize]) -> Tensor {
+    let len = numel(shape);
+    let mut roomy = [1usize; SHAPE_CAPACITY];
+    roomy[0] = len;
+    let mut t = if shape.len() < SHAPE_CAPACITY {
+        Tensor::zeros(&roomy)
+    } else {
+        Tensor::zeros(shape)
+    };
+    // Same element count, so the shape always fits.
+    t.set_shape(shape)
+        .expect("pool: a fresh tensor has the requested element count");
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fresh_tensors_have_the_requested_shape_and_zeros() {
+        for shape in [&[][..], &[3], &[2, 3], &[2, 0, 4], &[1, 2, 3, 4, 5, 6, 7]] {
+            let t = fresh(shape);
+            assert_eq!(t.shape(), shape);
+            assert_eq!(t.len(), numel(shape));
+            assert!(t.data().iter().all(|&v| v == 0.0));
+        }
+    }
 
     #[test]
     fn reuses_by_length_and_counts_misses() {

@@ -147,7 +147,7 @@ fn summary_section(w: &mut String, r: &Report<'_>, s: &Summary) {
         let _ = writeln!(
             w,
             "| conv suite, geometric mean of Ganglion / PyTorch | {} | >= 1.00x |",
-            optional(s.conv_geomean, 2)
+            s.conv_geomean.map_or("-".to_string(), times)
         );
         let _ = writeln!(
             w,
@@ -269,7 +269,7 @@ fn train_section(w: &mut String, rows: &[TrainRow]) {
     let _ = writeln!(
         w,
         "Forward, cross-entropy, backward and SGD update (lr 0.01, momentum 0.9) on a random \
-         batch, as `ganglion train` runs it. Median over {} rounds, each in a fresh process, of \
+         batch, as `ganglion train` runs it. Median over {} round(s), each in a fresh process, of \
          the round's median step; \"best\" is the fastest step. PyTorch ({}) measured 2 threads \
          only, with SGD without momentum. Allocations: calls per step (of which \
          `matrixmultiply` packing buffers).\n",

@@ -116,7 +116,7 @@ fn a_full_report_has_every_section_and_the_peers_figures() {
         "| threads | 1, 2 |",
         "| date (UTC) | 2026-11-28 |",
         "| 2 | 240.0 | 180.0 | 239.7 |",
-        "geometric mean of Ganglion / PyTorch | 1.25 |",
+        "geometric mean of Ganglion / PyTorch | 1.25x |",
         // PyTorch's cifar.64 forward at 2 threads: 4.832 GFLOP in 23.335 ms.
         "| cifar.64 | forward | 2 | 18.668 | 258.8 | 107.8 | 207.1 | 1.25 |",
         "| cifar.64 | 107.8% | - | - |",

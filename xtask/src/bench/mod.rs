@@ -210,16 +210,20 @@ fn counts(flag: &str, value: &str) -> Result<Vec<usize>> {
     }
 }
 
-/// A rayon pool of `threads` workers; each measurement runs inside one, so the thread count
-/// is exactly the one reported.
+/// A rayon pool of `threads` workers, all of them started; each measurement runs inside one,
+/// so the thread count is exactly the one reported.
 ///
 /// # Errors
 /// When the pool cannot be started.
 pub(crate) fn pool(threads: usize) -> Result<ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
+    let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .with_context(|| format!("cannot start a pool of {threads} threads"))
+        .with_context(|| format!("cannot start a pool of {threads} threads"))?;
+    // Workers start asynchronously (allocating their queues); a start-up in the middle of a
+    // timed step would be timed and counted with it.
+    pool.broadcast(|_| ());
+    Ok(pool)
 }
 
 /// The `--json` file: one JSON object per line, from every suite that runs.
