@@ -53,7 +53,10 @@ impl Conv2d {
             )));
         }
         let groups = params.groups;
-        if groups == 0 || !in_channels.is_multiple_of(groups) || !out_channels.is_multiple_of(groups) {
+        if groups == 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
+        {
             return Err(bad(format!(
                 "groups {groups} must divide both {in_channels} input and {out_channels} output channels"
             )));
