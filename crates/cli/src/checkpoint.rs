@@ -20,7 +20,7 @@
 //! against its recorded size and digest on load, so damage is refused with a message rather
 //! than resumed from.
 
-use crate::faults::{self, Fault, Origin};
+use crate::faults::{self, At, Fault, Origin};
 use crate::train::TrainArgs;
 use crate::trainer::{StepPoint, Tally};
 use anyhow::{Context, Result, bail};
@@ -517,17 +517,19 @@ impl Saver {
         let Some(every) = self.every else {
             return Ok(());
         };
-        if at.step % every != 0 {
+        if !at.step.is_multiple_of(every) {
             return Ok(());
         }
         if let Some((param, value)) = faults::non_finite_state(model) {
             return Err(Fault {
-                step: at.step - 1,
-                epoch: at.epoch,
-                batch: at.batch - 1,
+                at: At::Step {
+                    step: at.step - 1,
+                    epoch: at.epoch,
+                    batch: at.batch - 1,
+                    lr: optimizer.lr(),
+                },
                 what: format!("a weight became {}", faults::describe(value)),
                 origin: Origin::Weight { param },
-                lr: optimizer.lr(),
             }
             .into());
         }

@@ -67,37 +67,68 @@ impl fmt::Display for Origin {
     }
 }
 
-/// A NaN or infinity in the loss or the gradients of a training step.
+/// When a fault happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum At {
+    /// During a training step.
+    Step {
+        /// The global step (0-based).
+        step: u64,
+        /// The epoch (0-based).
+        epoch: u64,
+        /// The batch of the epoch (0-based).
+        batch: usize,
+        /// The learning rate the schedule gives this step.
+        lr: f32,
+    },
+    /// While evaluating on a test batch (0-based).
+    Test {
+        /// The batch.
+        batch: usize,
+    },
+}
+
+/// A NaN or infinity in the loss or the gradients of a training step, or in the loss of an
+/// evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
-    /// The global step (0-based) that produced it.
-    pub step: u64,
-    /// The epoch (0-based).
-    pub epoch: u64,
-    /// The batch of the epoch (0-based).
-    pub batch: usize,
+    /// When it happened.
+    pub at: At,
     /// What went non-finite: `the loss is NaN`, `a gradient holds inf`.
     pub what: String,
     /// Where it first appeared.
     pub origin: Origin,
-    /// The learning rate the schedule gives this step.
-    pub lr: f32,
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "training stopped at step {} (epoch {}, batch {}): {}; {}. Hint: the learning rate \
-             at this step was {}; a smaller --lr (or a warm-up with --warmup-epochs) usually \
-             keeps the weights finite",
-            self.step,
-            self.epoch + 1,
-            self.batch + 1,
-            self.what,
-            self.origin,
-            short_number(self.lr)
-        )
+        match self.at {
+            At::Step {
+                step,
+                epoch,
+                batch,
+                lr,
+            } => write!(
+                f,
+                "training stopped at step {step} (epoch {}, batch {}): {}; {}. Hint: the \
+                 learning rate at this step was {}; a smaller --lr (or a warm-up with \
+                 --warmup-epochs) usually keeps the weights finite",
+                epoch + 1,
+                batch + 1,
+                self.what,
+                self.origin,
+                short_number(lr)
+            ),
+            At::Test { batch } => write!(
+                f,
+                "evaluation stopped at test batch {}: {}; {}. Hint: the weights are finite \
+                 but so large that the forward pass overflows, as after training with too \
+                 large a learning rate (--lr)",
+                batch + 1,
+                self.what,
+                self.origin
+            ),
+        }
     }
 }
 
@@ -259,15 +290,17 @@ mod tests {
     #[test]
     fn the_message_names_step_layer_and_learning_rate() {
         let fault = Fault {
-            step: 41,
-            epoch: 1,
-            batch: 9,
+            at: At::Step {
+                step: 41,
+                epoch: 1,
+                batch: 9,
+                lr: 1e30,
+            },
             what: "the loss is NaN".into(),
             origin: Origin::Layer {
                 name: "conv2".into(),
                 kind: "Conv2d".into(),
             },
-            lr: 1e30,
         };
         let text = fault.to_string();
         for want in [

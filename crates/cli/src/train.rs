@@ -407,7 +407,8 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         )
         .map_err(|e| saver.explain(e))?;
         model.set_training(false);
-        let test = trainer::evaluate(model.as_ref(), &mut eval_graph, &test_loader)?;
+        let test = trainer::evaluate(model.as_ref(), &mut eval_graph, &test_loader)
+            .map_err(|e| saver.explain(e))?;
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: train.loss,

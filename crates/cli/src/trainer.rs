@@ -3,7 +3,7 @@
 //! One [`Graph`] lives for the whole run and is `reset()` every step, so its buffers and
 //! kernel workspaces are reused and a steady-state step allocates (almost) nothing.
 
-use crate::faults::{self, Fault, Origin};
+use crate::faults::{self, At, Fault, Origin};
 use anyhow::{Context, Result};
 use ganglion::autograd::Graph;
 use ganglion::data::BatchLoader;
@@ -129,12 +129,14 @@ pub fn train_epoch(
     let params = model.named_parameters();
     while let Some(batch) = batches.next() {
         let fault = |what: String, origin: Origin| Fault {
-            step,
-            epoch: plan.epoch,
-            batch: batch_index,
+            at: At::Step {
+                step,
+                epoch: plan.epoch,
+                batch: batch_index,
+                lr: schedule.lr_at(step),
+            },
             what,
             origin,
-            lr: schedule.lr_at(step),
         };
         graph.reset();
         let dropout_seed = plan.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -183,20 +185,51 @@ pub fn train_epoch(
         batches.recycle(batch);
     }
     bar.finish_and_clear();
+    // The last update of the epoch is checked by no later forward pass: check its result
+    // before the epoch's model is evaluated and saved.
+    if step > plan.first_step
+        && let Some((param, value)) = faults::non_finite_state(model)
+    {
+        return Err(Fault {
+            at: At::Step {
+                step: step - 1,
+                epoch: plan.epoch,
+                batch: batch_index - 1,
+                lr: schedule.lr_at(step - 1),
+            },
+            what: format!("a weight became {}", faults::describe(value)),
+            origin: Origin::Weight { param },
+        }
+        .into());
+    }
     Ok(tally.stats(start))
 }
 
 /// Evaluates `model` (in evaluation mode, recording nothing) over `loader`.
+///
+/// # Errors
+/// A [`Fault`] naming the first layer whose output is not finite when a batch's loss is not;
+/// the forward pass's error.
 pub fn evaluate(model: &dyn Module, graph: &mut Graph, loader: &BatchLoader) -> Result<PassStats> {
     let start = Instant::now();
     let mut tally = Tally::default();
     let mut batches = loader.epoch(0);
+    let mut index = 0;
     while let Some(batch) = batches.next() {
         graph.reset();
         let x = graph.input_from(batch.images.shape(), batch.images.data())?;
         let logits = model.forward(graph, x)?;
         let loss = graph.cross_entropy(logits, &batch.labels, 0.0)?;
         let loss_value = graph.value(loss).data()[0];
+        if !loss_value.is_finite() {
+            return Err(Fault {
+                at: At::Test { batch: index },
+                what: format!("the loss is {}", faults::describe(loss_value)),
+                origin: faults::locate_in_forward(model, 0, &batch.images)?,
+            }
+            .into());
+        }
+        index += 1;
         tally.add(graph, logits, loss_value, &batch.labels);
         batches.recycle(batch);
     }

@@ -205,11 +205,18 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint() {
     eprintln!("kill times from GANGLION_KILL_SEED={seed}");
     let mut rng = SplitMix(seed);
     let tmp = tempfile::tempdir().unwrap();
+    // The reference writes checkpoints as the killed runs do (the bits are the same either
+    // way), so its duration bounds the kill times to moments inside a run.
     let reference = tmp.path().join("reference");
-    succeed(&mut train_command(&reference, &[]));
+    let start = Instant::now();
+    succeed(&mut train_command(&reference, &["--checkpoint-every", "3"]));
+    let window = start
+        .elapsed()
+        .mul_f64(0.9)
+        .clamp(Duration::from_millis(400), Duration::from_secs(3));
 
     let mut mid_run = 0;
-    for round in 0..4 {
+    for round in 0..5 {
         let run = tmp.path().join(format!("killed-{round}"));
         // A checkpoint every 3 steps: most of the run is spent writing them, so most kills
         // land inside a write.
@@ -217,7 +224,9 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let delay = Duration::from_millis(300 + rng.next() % 2700);
+        // Between 0.3 s and the window's end (at most 3 s).
+        let span = window.as_millis() as u64 - 300;
+        let delay = Duration::from_millis(300 + rng.next() % span);
         let start = Instant::now();
         let mut finished = false;
         while start.elapsed() < delay {
@@ -337,4 +346,39 @@ fn a_diverging_run_names_the_step_and_layer_and_keeps_its_checkpoint() {
         "{err}"
     );
     assert!(err.contains("no checkpoint had been written yet"), "{err}");
+
+    // One step at 3e38 leaves finite but enormous weights: the evaluation overflows and says
+    // where, and no model file is written.
+    let run = tmp.path().join("one-step");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ganglion"));
+    cmd.args([
+        "train",
+        "--train-limit",
+        "32",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "1",
+    ])
+    .args([
+        "--test-limit",
+        "16",
+        "--lr=3e38",
+        "--optimizer",
+        "sgd",
+        "--momentum",
+        "0",
+    ])
+    .args(["--schedule", "constant", "--no-progress", "--data"])
+    .arg(mnist())
+    .arg("--out")
+    .arg(&run)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let err = fail(&mut cmd);
+    assert!(
+        err.contains("evaluation stopped at test batch 1") && err.contains("`conv2` (Conv2d)"),
+        "{err}"
+    );
+    assert!(!run.join("model.safetensors").exists());
 }

@@ -1,10 +1,11 @@
-//! The same seed gives bit-identical weights and metrics, whatever the thread count.
+//! The same seed gives bit-identical weights and metrics, whatever the thread count or the
+//! number of data-loading workers.
 
 use assert_cmd::Command;
 use ganglion::models;
 use std::path::{Path, PathBuf};
 
-fn train(out: &Path, threads: &str, seed: &str) {
+fn train(out: &Path, threads: &str, seed: &str, workers: &str) {
     let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
     Command::cargo_bin("ganglion")
         .unwrap()
@@ -24,6 +25,7 @@ fn train(out: &Path, threads: &str, seed: &str) {
             "128",
             "--no-progress",
         ])
+        .args(["--augment", "--data-workers", workers])
         .args(["--threads", threads, "--seed", seed, "--out"])
         .arg(out)
         .arg("--data")
@@ -63,15 +65,16 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn same_seed_same_bits_at_one_and_two_threads() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = |name: &str, threads: &str, seed: &str| -> PathBuf {
+    let run = |name: &str, threads: &str, seed: &str, workers: &str| -> PathBuf {
         let dir = tmp.path().join(name);
-        train(&dir, threads, seed);
+        train(&dir, threads, seed, workers);
         dir
     };
-    let a = run("a", "2", "7");
-    let b = run("b", "2", "7");
-    let c = run("c", "1", "7");
-    let d = run("d", "2", "8");
+    let a = run("a", "2", "7", "1");
+    let b = run("b", "2", "7", "1");
+    let c = run("c", "1", "7", "1");
+    let d = run("d", "2", "8", "1");
+    let e = run("e", "2", "7", "3");
     assert_eq!(weights(&a), weights(&b), "two runs with one seed differ");
     assert_eq!(metrics(&a), metrics(&b));
     assert_eq!(
@@ -80,6 +83,12 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         "--threads 1 and --threads 2 differ"
     );
     assert_eq!(metrics(&a), metrics(&c));
+    assert_eq!(
+        weights(&a),
+        weights(&e),
+        "--data-workers 1 and --data-workers 3 differ"
+    );
+    assert_eq!(metrics(&a), metrics(&e));
     assert_ne!(
         weights(&a),
         weights(&d),
