@@ -74,7 +74,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub data_workers: usize,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 12)]
+    #[arg(long, default_value_t = 15)]
     pub epochs: usize,
     /// Images per optimisation step.
     #[arg(long, default_value_t = 64)]
