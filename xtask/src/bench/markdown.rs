@@ -176,7 +176,7 @@ fn summary_section(w: &mut String, r: &Report<'_>, s: &Summary) {
         if let Some((all, own)) = s.allocations_max {
             let _ = writeln!(
                 w,
-                "| allocations per training step (not GEMM packing) | {all} ({own}) | 0 |"
+                "| allocations per training step (not GEMM packing) | {all:.0} ({own:.0}) | 0 |"
             );
         }
     }
@@ -283,7 +283,7 @@ fn train_section(w: &mut String, rows: &[TrainRow]) {
     for r in rows {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {:.3} | {} ({}) |",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {:.3} | {:.0} ({:.0}) |",
             r.model,
             r.batch,
             r.threads,

@@ -286,7 +286,7 @@ pub fn table_row(row: &TrainRow) -> String {
         optional(row.ratio, 2),
         row.spread,
         format!(
-            "{} ({})",
+            "{:.0} ({:.0})",
             row.allocations_per_step, row.packing_allocations_per_step
         )
     )
