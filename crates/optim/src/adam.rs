@@ -2,9 +2,9 @@
 //! share one update body, as `torch.optim.Adam` and `torch.optim.AdamW`.
 
 use crate::error::non_negative;
-use crate::optimizer::{ParamSlots, ensure_buffers, grad_length_mismatch, invalid_lr};
+use crate::optimizer::{ParamSlots, ensure_buffers, invalid_lr};
 use crate::{OptimError, Optimizer, OptimizerState};
-use ganglion_autograd::{Param, ParamData};
+use ganglion_autograd::Param;
 
 /// Hyper-parameters of [`Adam`] and [`AdamW`]. [`Default`] gives `torch.optim.Adam`'s defaults;
 /// [`AdamConfig::adamw`] gives `torch.optim.AdamW`'s (the same but `weight_decay = 0.01`).
@@ -128,28 +128,7 @@ impl AdamCore {
             bc2_sqrt: 0.0,
         };
 
-        self.slots.step += 1;
-        let ParamSlots {
-            params,
-            steps,
-            buffers,
-            ..
-        } = &mut self.slots;
-        let slots = params.iter().zip(steps.iter_mut()).zip(buffers.iter_mut());
-        for (index, ((param, count), bufs)) in slots.enumerate() {
-            let mut guard = param.write();
-            let ParamData {
-                value,
-                grad,
-                requires_grad,
-            } = &mut *guard;
-            if !*requires_grad {
-                continue;
-            }
-            let (p, g) = (value.data_mut(), grad.data());
-            if p.len() != g.len() {
-                grad_length_mismatch(self.op, index, p.len(), g.len());
-            }
+        self.slots.update_each(self.op, |p, g, count, bufs| {
             ensure_buffers(bufs, *count == 0, p.len());
             *count += 1;
             // Bias corrections use the parameter's own update count, as PyTorch's per-parameter
@@ -180,7 +159,7 @@ impl AdamCore {
                     s.apply(p, *m, *v);
                 }
             }
-        }
+        });
     }
 
     fn set_lr(&mut self, lr: f32) {

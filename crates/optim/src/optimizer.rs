@@ -3,7 +3,7 @@
 
 use crate::OptimError;
 use crate::error::non_negative;
-use ganglion_autograd::Param;
+use ganglion_autograd::{Param, ParamData};
 use std::collections::BTreeMap;
 
 /// An optimizer over a fixed list of [`Param`] handles, like `torch.optim.Optimizer` with one
@@ -115,6 +115,42 @@ impl ParamSlots {
             step: 0,
             kinds,
         })
+    }
+
+    /// Counts one optimizer step, then runs `update(value, grad, count, buffers)` on every
+    /// parameter with `requires_grad`, holding its write lock; `count` is the parameter's own
+    /// update count, which `update` advances, and `buffers` are its named buffers in `kinds`
+    /// order. Frozen parameters are skipped and keep their count.
+    ///
+    /// # Panics
+    /// Panics if a parameter's gradient has a different length from its value.
+    pub(crate) fn update_each(
+        &mut self,
+        op: &str,
+        mut update: impl FnMut(&mut [f32], &[f32], &mut u64, &mut [Vec<f32>]),
+    ) {
+        self.step += 1;
+        let slots = self
+            .params
+            .iter()
+            .zip(self.steps.iter_mut())
+            .zip(self.buffers.iter_mut());
+        for (index, ((param, count), bufs)) in slots.enumerate() {
+            let mut guard = param.write();
+            let ParamData {
+                value,
+                grad,
+                requires_grad,
+            } = &mut *guard;
+            if !*requires_grad {
+                continue;
+            }
+            let (p, g) = (value.data_mut(), grad.data());
+            if p.len() != g.len() {
+                grad_length_mismatch(op, index, p.len(), g.len());
+            }
+            update(p, g, count, bufs);
+        }
     }
 
     /// The state under `kind` with learning rate `lr`.
@@ -234,7 +270,7 @@ pub(crate) fn ensure_buffers(bufs: &mut [Vec<f32>], first_update: bool, len: usi
 /// Panics for a gradient whose length differs from its value's.
 #[cold]
 #[inline(never)]
-pub(crate) fn grad_length_mismatch(op: &str, index: usize, value: usize, grad: usize) -> ! {
+fn grad_length_mismatch(op: &str, index: usize, value: usize, grad: usize) -> ! {
     panic!("{op}: parameter {index} has {value} elements but its gradient has {grad}")
 }
 

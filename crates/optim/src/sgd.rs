@@ -2,9 +2,9 @@
 //! weight decay, as `torch.optim.SGD`.
 
 use crate::error::non_negative;
-use crate::optimizer::{ParamSlots, ensure_buffers, grad_length_mismatch, invalid_lr};
+use crate::optimizer::{ParamSlots, ensure_buffers, invalid_lr};
 use crate::{OptimError, Optimizer, OptimizerState};
-use ganglion_autograd::{Param, ParamData};
+use ganglion_autograd::Param;
 
 const OP: &str = "sgd";
 
@@ -140,28 +140,7 @@ impl Optimizer for Sgd {
         } = self.config;
         // PyTorch forms `1 - dampening` as a Python float before the kernel sees it.
         let keep = (1.0 - f64::from(dampening)) as f32;
-        self.slots.step += 1;
-        let ParamSlots {
-            params,
-            steps,
-            buffers,
-            ..
-        } = &mut self.slots;
-        let slots = params.iter().zip(steps.iter_mut()).zip(buffers.iter_mut());
-        for (index, ((param, count), bufs)) in slots.enumerate() {
-            let mut guard = param.write();
-            let ParamData {
-                value,
-                grad,
-                requires_grad,
-            } = &mut *guard;
-            if !*requires_grad {
-                continue;
-            }
-            let (p, g) = (value.data_mut(), grad.data());
-            if p.len() != g.len() {
-                grad_length_mismatch(OP, index, p.len(), g.len());
-            }
+        self.slots.update_each(OP, |p, g, count, bufs| {
             if momentum == 0.0 {
                 for (p, &g) in p.iter_mut().zip(g) {
                     let g = if weight_decay != 0.0 {
@@ -186,7 +165,7 @@ impl Optimizer for Sgd {
                 }
             }
             *count += 1;
-        }
+        });
     }
 
     fn lr(&self) -> f32 {
