@@ -11,19 +11,17 @@
 //! Every runner checks the shapes of the tensors it reads and of the references it will compare
 //! against before anything runs, so a malformed case fails with a reason naming the tensor.
 
+mod graph;
+mod kernels;
+
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use ganglion::autograd::{BatchNormMode, Graph, Param, Var};
-use ganglion::conv::{
-    Conv2dParams, Conv2dShape, ConvWorkspace, conv2d_backward_data, conv2d_backward_weight,
-    conv2d_forward,
-};
-use ganglion::pooling::{
-    Pool2dParams, Pool2dShape, avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-    max_pool2d_forward,
-};
+use ganglion::autograd::Graph;
+use ganglion::conv::ConvWorkspace;
 use ganglion::tensor::Tensor;
 use ganglion_oracle::{Case, Check, check, load_case};
+use graph::{run_batchnorm2d_train, run_cross_entropy, run_linear};
+use kernels::{run_avg_exclude_pad_pool2d, run_avg_pool2d, run_conv2d, run_max_pool2d};
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
@@ -305,281 +303,9 @@ fn compare_all(case: &Case, results: &Results, got: &[&[f32]]) -> Result<Vec<Com
         .collect()
 }
 
-/// The gradient the last backward pass left on `v`, which must have reached it.
-fn grad_of<'g>(g: &'g Graph, v: Var, name: &str) -> Result<&'g [f32]> {
-    g.grad(v)
-        .map(Tensor::data)
-        .with_context(|| format!("no gradient reached `{name}`"))
-}
-
-/// `sum(output * grad_output)`: the loss whose gradients the cases store.
-fn weighted_sum(g: &mut Graph, output: Var, grad_output: &Tensor) -> Result<Var> {
-    let go = g.input_from(grad_output.shape(), grad_output.data())?;
-    let product = g.mul(output, go)?;
-    Ok(g.sum(product)?)
-}
-
 /// An output buffer that shows any element a kernel fails to write.
 fn unwritten(len: usize) -> Vec<f32> {
     vec![f32::NAN; len]
-}
-
-fn run_conv2d(case: &Case, workspaces: &mut Workspaces) -> Result<Vec<Compared>> {
-    let params = Conv2dParams {
-        stride: case.pair("stride")?,
-        padding: case.pair("padding")?,
-        dilation: case.pair("dilation")?,
-        groups: case.usize("groups")?,
-    };
-    let (input_dims, weight_dims) = (dims4(case, "input")?, dims4(case, "weight")?);
-    let shape = Conv2dShape::new(input_dims, weight_dims, params)?;
-    let out_dims = shape.output_dims();
-    let (input, weight) = (case.tensor("input")?, case.tensor("weight")?);
-    let bias = match case.optional_tensor("bias") {
-        Some(_) => Some(input_of(case, "bias", &[weight_dims[0]])?),
-        None => None,
-    };
-    let grad_output = input_of(case, "grad_output", &out_dims)?;
-    let ws = &mut workspaces.conv;
-
-    let mut output = unwritten(out_dims.iter().product());
-    let bias_data = bias.map(Tensor::data);
-    conv2d_forward(
-        &shape,
-        input.data(),
-        weight.data(),
-        bias_data,
-        &mut output,
-        ws,
-    );
-    let mut grad_input = unwritten(input.len());
-    conv2d_backward_data(
-        &shape,
-        grad_output.data(),
-        weight.data(),
-        &mut grad_input,
-        ws,
-    );
-    let mut grad_weight = unwritten(weight.len());
-    let mut grad_bias = bias.map(|b| unwritten(b.len()));
-    let (x, dy) = (input.data(), grad_output.data());
-    conv2d_backward_weight(
-        &shape,
-        x,
-        dy,
-        &mut grad_weight,
-        grad_bias.as_deref_mut(),
-        ws,
-    );
-
-    let mut compared = vec![
-        compare(case, "output", &output, &out_dims)?,
-        compare(case, "grad_input", &grad_input, &input_dims)?,
-        compare(case, "grad_weight", &grad_weight, &weight_dims)?,
-    ];
-    if let Some(grad_bias) = &grad_bias {
-        compared.push(compare(case, "grad_bias", grad_bias, &[weight_dims[0]])?);
-    }
-    Ok(compared)
-}
-
-/// The pooling geometry of a case and its input tensor.
-fn pool_shape(case: &Case) -> Result<(Pool2dShape, &Tensor)> {
-    let params = Pool2dParams {
-        kernel: case.pair("kernel")?,
-        stride: case.pair("stride")?,
-        padding: case.pair("padding")?,
-        ceil_mode: case.bool("ceil_mode")?,
-    };
-    let shape = Pool2dShape::new(dims4(case, "input")?, params)?;
-    Ok((shape, case.tensor("input")?))
-}
-
-fn run_max_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
-    let (shape, input) = pool_shape(case)?;
-    let out_dims = shape.output_dims();
-    let grad_output = input_of(case, "grad_output", &out_dims)?;
-    let mut output = unwritten(grad_output.len());
-    let mut argmax = vec![0u32; grad_output.len()];
-    max_pool2d_forward(&shape, input.data(), &mut output, &mut argmax);
-    let mut grad_input = unwritten(input.len());
-    max_pool2d_backward(&shape, grad_output.data(), &argmax, &mut grad_input);
-    Ok(vec![
-        compare(case, "output", &output, &out_dims)?,
-        compare(case, "grad_input", &grad_input, input.shape())?,
-    ])
-}
-
-/// Average pooling; `count_include_pad` says whether padding counts in the divisor.
-fn avg_pool(case: &Case, count_include_pad: bool) -> Result<Vec<Compared>> {
-    let (shape, input) = pool_shape(case)?;
-    let out_dims = shape.output_dims();
-    let grad_output = input_of(case, "grad_output", &out_dims)?;
-    let mut output = unwritten(grad_output.len());
-    avg_pool2d_forward(&shape, count_include_pad, input.data(), &mut output);
-    let mut grad_input = unwritten(input.len());
-    avg_pool2d_backward(
-        &shape,
-        count_include_pad,
-        grad_output.data(),
-        &mut grad_input,
-    );
-    Ok(vec![
-        compare(case, "output", &output, &out_dims)?,
-        compare(case, "grad_input", &grad_input, input.shape())?,
-    ])
-}
-
-fn run_avg_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
-    avg_pool(case, true)
-}
-
-fn run_avg_exclude_pad_pool2d(case: &Case, _: &mut Workspaces) -> Result<Vec<Compared>> {
-    avg_pool(case, false)
-}
-
-fn run_linear(case: &Case, workspaces: &mut Workspaces) -> Result<Vec<Compared>> {
-    let [n, fin] = dims2(case, "input")?;
-    let [fout, win] = dims2(case, "weight")?;
-    ensure!(
-        fin == win,
-        "`input` has shape [{n}, {fin}] but `weight` [{fout}, {win}] expects {win} features"
-    );
-    let (input, weight) = (case.tensor("input")?, case.tensor("weight")?);
-    let bias = match case.optional_tensor("bias") {
-        Some(_) => Some(input_of(case, "bias", &[fout])?),
-        None => None,
-    };
-    let grad_output = input_of(case, "grad_output", &[n, fout])?;
-    let (out_dims, weight_dims) = ([n, fout], [fout, fin]);
-    let mut results: Vec<(&'static str, &[usize])> = vec![
-        ("output", &out_dims),
-        ("grad_input", input.shape()),
-        ("grad_weight", &weight_dims),
-    ];
-    if let Some(bias) = bias {
-        results.push(("grad_bias", bias.shape()));
-    }
-    check_references(case, &results)?;
-
-    let g = &mut workspaces.graph;
-    g.reset();
-    let x = g.variable(input.clone());
-    let w = g.variable(weight.clone());
-    let b = bias.map(|b| g.variable(b.clone()));
-    let y = g.linear(x, w, b)?;
-    let loss = weighted_sum(g, y, grad_output)?;
-    g.backward(loss)?;
-    let mut got = vec![
-        g.value(y).data(),
-        grad_of(g, x, "input")?,
-        grad_of(g, w, "weight")?,
-    ];
-    if let Some(b) = b {
-        got.push(grad_of(g, b, "bias")?);
-    }
-    compare_all(case, &results, &got)
-}
-
-/// The class indices stored as `f32` in `target`: each must be a whole number below `classes`.
-fn class_indices(target: &Tensor, classes: usize) -> Result<Vec<usize>> {
-    target
-        .data()
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| {
-            ensure!(
-                t.is_finite() && t >= 0.0 && t.fract() == 0.0,
-                "`target` {t} at batch index {i} is not a class index"
-            );
-            ensure!(
-                (t as usize) < classes,
-                "`target` {t} at batch index {i} is out of range for {classes} classes"
-            );
-            Ok(t as usize)
-        })
-        .collect()
-}
-
-fn run_cross_entropy(case: &Case, workspaces: &mut Workspaces) -> Result<Vec<Compared>> {
-    let label_smoothing = case.f64("label_smoothing")?;
-    ensure!(
-        (0.0..=1.0).contains(&label_smoothing),
-        "label_smoothing = {label_smoothing} must be in [0, 1]"
-    );
-    let [n, classes] = dims2(case, "logits")?;
-    let logits = case.tensor("logits")?;
-    let targets = class_indices(input_of(case, "target", &[n])?, classes)?;
-    // PyTorch stores the mean loss as `[]` or `[1]`; either holds the one number.
-    let loss_ref = case.tensor("loss")?;
-    ensure!(
-        loss_ref.len() == 1 && loss_ref.shape().len() <= 1,
-        "`loss` has shape {:?} but cross_entropy gives one number",
-        loss_ref.shape()
-    );
-    let results: [(&'static str, &[usize]); 2] =
-        [("loss", loss_ref.shape()), ("grad_logits", &[n, classes])];
-    check_references(case, &results)?;
-
-    let g = &mut workspaces.graph;
-    g.reset();
-    let x = g.variable(logits.clone());
-    let loss = g.cross_entropy(x, &targets, label_smoothing as f32)?;
-    g.backward(loss)?;
-    compare_all(
-        case,
-        &results,
-        &[g.value(loss).data(), grad_of(g, x, "logits")?],
-    )
-}
-
-fn run_batchnorm2d_train(case: &Case, workspaces: &mut Workspaces) -> Result<Vec<Compared>> {
-    let momentum = case.f64("momentum")? as f32;
-    let eps = case.f64("eps")? as f32;
-    let dims = dims4(case, "input")?;
-    let c = [dims[1]];
-    let [weight, bias, running_mean, running_var] =
-        ["weight", "bias", "running_mean", "running_var"].map(|name| input_of(case, name, &c));
-    let (weight, bias) = (weight?, bias?);
-    let (running_mean, running_var) = (running_mean?, running_var?);
-    let grad_output = input_of(case, "grad_output", &dims)?;
-    let results: [(&'static str, &[usize]); 6] = [
-        ("output", &dims),
-        ("new_running_mean", &c),
-        ("new_running_var", &c),
-        ("grad_input", &dims),
-        ("grad_weight", &c),
-        ("grad_bias", &c),
-    ];
-    check_references(case, &results)?;
-
-    // As a model holds them: weight and bias trainable, running statistics buffers updated in
-    // place by the forward pass; the gradients must land in the parameter handles.
-    let running_mean = Param::buffer(running_mean.clone());
-    let running_var = Param::buffer(running_var.clone());
-    let (weight, bias) = (Param::new(weight.clone()), Param::new(bias.clone()));
-    let g = &mut workspaces.graph;
-    g.reset();
-    let x = g.variable(case.tensor("input")?.clone());
-    let (w, b) = (g.param(&weight), g.param(&bias));
-    let mode = BatchNormMode::Train { momentum };
-    let y = g.batch_norm2d(x, w, b, &running_mean, &running_var, mode, eps)?;
-    let loss = weighted_sum(g, y, grad_output)?;
-    g.backward(loss)?;
-    let (new_mean, new_var) = (running_mean.value(), running_var.value());
-    let (grad_weight, grad_bias) = (weight.grad(), bias.grad());
-    compare_all(
-        case,
-        &results,
-        &[
-            g.value(y).data(),
-            new_mean.data(),
-            new_var.data(),
-            grad_of(g, x, "input")?,
-            grad_weight.data(),
-            grad_bias.data(),
-        ],
-    )
 }
 
 /// The CPU model (`model name` of `/proc/cpuinfo`), or `unknown` where there is none.
@@ -647,19 +373,6 @@ mod tests {
             "{reason}"
         );
         assert!(matches!(verdict(&[]), Outcome::Failed { .. }));
-    }
-
-    #[test]
-    fn targets_must_be_whole_in_range_class_indices() {
-        let target = |data: Vec<f32>| Tensor::new(&[data.len()], data).unwrap();
-        assert_eq!(
-            class_indices(&target(vec![0.0, 2.0, 1.0]), 3).unwrap(),
-            [0, 2, 1]
-        );
-        for bad in [3.0, -1.0, 0.5, f32::NAN, f32::INFINITY] {
-            let err = class_indices(&target(vec![0.0, bad]), 3).unwrap_err();
-            assert!(err.to_string().contains("at batch index 1"), "{bad}: {err}");
-        }
     }
 
     #[test]
