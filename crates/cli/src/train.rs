@@ -117,7 +117,7 @@ pub struct TrainArgs {
     /// Worker threads for the kernels [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Run directory [default: runs/<model>-<dataset>-N, the first N not taken].
+    /// Run directory [default: runs/MODEL-DATASET-N, the first N not taken].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Train on the first N training images only (quick experiments).
