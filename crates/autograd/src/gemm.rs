@@ -1,8 +1,10 @@
-//! A checked, safe wrapper over `matrixmultiply::sgemm` (the crate's only unsafe code).
+//! The matrix product of the linear and matmul rules: strided operands over the convolution
+//! crate's packed GEMM, with caller-kept packing buffers.
 //!
 //! Strides let the linear and matmul rules read transposed operands in place, so backward
 //! never copies a transposed matrix.
-#![allow(unsafe_code)]
+
+use ganglion_im2col_conv::{GemmWorkspace, Strided};
 
 /// A strided matrix operand: `rows x cols`, element `(i, j)` at `data[i * rs + j * cs]`.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +24,15 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// The same operand as the GEMM's view type.
+    fn view(self) -> Strided<'a> {
+        Strided {
+            data: self.data,
+            rs: self.rs,
+            cs: self.cs,
+        }
+    }
+
     /// The transpose of a row-major matrix with `cols` columns (read in place).
     pub(crate) fn transposed(data: &'a [f32], cols: usize) -> Self {
         Self {
@@ -32,23 +43,10 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// Largest index an `r x c` matrix with strides `rs, cs` touches, plus one (0 when empty).
-fn extent(r: usize, c: usize, rs: usize, cs: usize) -> usize {
-    if r == 0 || c == 0 {
-        0
-    } else {
-        (r - 1) * rs + (c - 1) * cs + 1
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn too_short(which: &str, need: usize, have: usize) -> ! {
-    panic!("gemm: operand {which} needs {need} elements but has {have}")
-}
-
-/// `C <- alpha * A B + beta * C` for `A: m x k`, `B: k x n`, and row-major `C: m x n`.
-/// With `beta == 0`, `C` is overwritten without being read.
+/// `C <- A B` (or `C <- C + A B` with `accumulate`) for `A: m x k`, `B: k x n`, and row-major
+/// `C: m x n`, on the convolution crate's packed micro-kernels with packing buffers from `ws`
+/// (so a warm training step allocates nothing here). Single-threaded, so the result does not
+/// depend on the rayon thread count.
 ///
 /// # Panics
 /// Panics if an operand's slice is shorter than its strides and sizes require.
@@ -57,50 +55,13 @@ pub(crate) fn sgemm(
     m: usize,
     k: usize,
     n: usize,
-    alpha: f32,
     a: Mat<'_>,
     b: Mat<'_>,
-    beta: f32,
+    accumulate: bool,
     c: &mut [f32],
+    ws: &mut GemmWorkspace,
 ) {
-    let need_a = extent(m, k, a.rs, a.cs);
-    let need_b = extent(k, n, b.rs, b.cs);
-    let need_c = m * n;
-    if a.data.len() < need_a {
-        too_short("a", need_a, a.data.len());
-    }
-    if b.data.len() < need_b {
-        too_short("b", need_b, b.data.len());
-    }
-    if c.len() < need_c {
-        too_short("c", need_c, c.len());
-    }
-    if m == 0 || n == 0 {
-        return;
-    }
-    let s = |x: usize| x as isize;
-    // SAFETY: the checks above guarantee that every element of A (m x k with strides a.rs,
-    // a.cs), B (k x n with strides b.rs, b.cs) and C (m x n, row-major, strides n and 1, which
-    // never alias) lies inside its slice; `c` is borrowed mutably and so does not overlap `a`
-    // or `b`; slice lengths are at most isize::MAX, so the stride casts do not wrap.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            alpha,
-            a.data.as_ptr(),
-            s(a.rs),
-            s(a.cs),
-            b.data.as_ptr(),
-            s(b.rs),
-            s(b.cs),
-            beta,
-            c.as_mut_ptr(),
-            s(n),
-            1,
-        );
-    }
+    ganglion_im2col_conv::sgemm(m, k, n, a.view(), b.view(), accumulate, &mut c[..m * n], ws);
 }
 
 #[cfg(test)]
@@ -129,18 +90,19 @@ mod tests {
         let am = Mat::rows(&a, k);
         let bm = Mat::transposed(&bt, k);
         let mut c = vec![f32::NAN; m * n];
-        sgemm(m, k, n, 1.0, am, bm, 0.0, &mut c);
+        let mut ws = GemmWorkspace::new();
+        sgemm(m, k, n, am, bm, false, &mut c, &mut ws);
         let want = naive(m, k, n, am, bm);
         for (g, w) in c.iter().zip(&want) {
             assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
         // beta = 1 accumulates.
-        sgemm(m, k, n, 1.0, am, bm, 1.0, &mut c);
+        sgemm(m, k, n, am, bm, true, &mut c, &mut ws);
         assert!((c[0] - 2.0 * want[0]).abs() < 1e-5);
     }
 
     #[test]
-    #[should_panic(expected = "operand b needs")]
+    #[should_panic(expected = "overruns")]
     fn short_operand_panics() {
         let a = [1.0f32; 4];
         let b = [1.0f32; 3];
@@ -149,11 +111,11 @@ mod tests {
             2,
             2,
             2,
-            1.0,
             Mat::rows(&a, 2),
             Mat::rows(&b, 2),
-            0.0,
+            false,
             &mut c,
+            &mut GemmWorkspace::new(),
         );
     }
 }

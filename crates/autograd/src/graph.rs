@@ -4,7 +4,7 @@
 use crate::op::Op;
 use crate::pool::BufferPool;
 use crate::{AutogradError, Param};
-use ganglion_im2col_conv::ConvWorkspace;
+use ganglion_im2col_conv::{ConvWorkspace, GemmWorkspace};
 use ganglion_tensor::{Rng, Tensor, numel, ops::add_assign};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -58,6 +58,8 @@ pub struct Graph {
     pub(crate) grads: Vec<Option<Tensor>>,
     pub(crate) pool: BufferPool,
     pub(crate) conv_ws: ConvWorkspace,
+    /// Packing buffers of the linear and matmul products.
+    pub(crate) gemm_ws: GemmWorkspace,
     pub(crate) rng: Rng,
     mode: Mode,
     epoch: u32,
@@ -76,6 +78,7 @@ impl Graph {
             grads: Vec::new(),
             pool: BufferPool::default(),
             conv_ws: ConvWorkspace::default(),
+            gemm_ws: GemmWorkspace::default(),
             rng: Rng::seed_from(0),
             mode,
             epoch: next_epoch(),
@@ -327,6 +330,7 @@ impl Graph {
                 grads: &mut self.grads,
                 pool: &mut self.pool,
                 conv_ws: &mut self.conv_ws,
+                gemm_ws: &mut self.gemm_ws,
             };
             self.nodes[i].op.backward(&mut ctx, i, &g);
             self.grads[i] = Some(g);
@@ -355,6 +359,7 @@ pub(crate) struct Backward<'a> {
     grads: &'a mut [Option<Tensor>],
     pub(crate) pool: &'a mut BufferPool,
     pub(crate) conv_ws: &'a mut ConvWorkspace,
+    pub(crate) gemm_ws: &'a mut GemmWorkspace,
 }
 
 impl<'a> Backward<'a> {

@@ -68,7 +68,7 @@
 //! assert!(b.grad().data()[1] < 0.0); // raising the target logit lowers the loss
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod error;

@@ -45,24 +45,23 @@ pub fn conv2d_backward_data(
     };
     let packed_len = if baseline { 0 } else { groups * per_group };
     let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, plan.col_len(), 0);
-    // `W_g^T` packed once here, shared read-only by every task.
-    let weights_t: Vec<PackedA<'_>> = if baseline {
-        Vec::new()
-    } else {
-        packed
-            .chunks_exact_mut(per_group)
-            .enumerate()
-            .map(|(g, dst)| {
-                let a = weight_t(weight, &plan, g, 0, plan.k_g);
-                PackedA::pack(kern, a, KBlocks::new(plan.cout_g, 1), dst)
-            })
-            .collect()
-    };
+    // `W_g^T` packed once here, into the workspace, shared read-only by every task: views
+    // are rebuilt per group from these floats, so a call allocates nothing.
+    let kb = KBlocks::new(plan.cout_g, 1);
+    if !baseline {
+        for (g, dst) in packed.chunks_exact_mut(per_group).enumerate() {
+            let a = weight_t(weight, &plan, g, 0, plan.k_g);
+            PackedA::pack(kern, a, kb, dst);
+        }
+    }
+    let packed: &[f32] = packed;
     let bwd = BackwardData {
         plan,
         taps: Taps::new(shape),
         weight,
-        weights_t,
+        packed,
+        per_group,
+        kb,
     };
     if whole_images {
         let per = shape.n.div_ceil(threads);
@@ -91,8 +90,13 @@ struct BackwardData<'a> {
     plan: Plan,
     taps: Taps,
     weight: &'a [f32],
-    /// `W_g^T` packed for the micro-kernel, one per group (empty on the baseline backend).
-    weights_t: Vec<PackedA<'a>>,
+    /// `W_g^T` packed for the micro-kernel, group after group, `per_group` floats each
+    /// (empty on the baseline backend).
+    packed: &'a [f32],
+    /// Floats of one group's packed `W_g^T`.
+    per_group: usize,
+    /// How the packed `W_g^T`'s depth is cut.
+    kb: KBlocks,
 }
 
 /// Rows `r0..r0 + rows` of `W_g^T` (`[cin/g*kh*kw, cout/g]`), read in place from the OIHW
@@ -103,6 +107,12 @@ fn weight_t<'a>(weight: &'a [f32], p: &Plan, g: usize, r0: usize, rows: usize) -
 }
 
 impl BackwardData<'_> {
+    /// The packed `W_g^T` of group `g`.
+    fn weights_t(&self, g: usize) -> PackedA<'_> {
+        let data = &self.packed[g * self.per_group..(g + 1) * self.per_group];
+        PackedA::packed(self.plan.kernel, data, self.plan.k_g, self.kb)
+    }
+
     /// One image: `dy` is `[cout, out_h, out_w]`, `dx` is `[cin, h, w]`.
     fn image(&self, dy: &[f32], dx: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
@@ -136,7 +146,7 @@ impl BackwardData<'_> {
     ) {
         let p = &self.plan;
         let len = t1 - t0;
-        let packed = !self.weights_t.is_empty();
+        let packed = !self.packed.is_empty();
         let mr = if packed { p.kernel.mr() } else { 1 };
         let nr = p.kernel.nr();
         let rb = Plan::row_block(p.k_g, mr, par);
@@ -152,7 +162,7 @@ impl BackwardData<'_> {
                 let rows = c_rows.len() / c_rs;
                 let c = MatMut::new(c_rows, rows, len, c_rs);
                 if packed {
-                    let a = self.weights_t[g].rows(blk * rb, blk * rb + rows);
+                    let a = self.weights_t(g).rows(blk * rb, blk * rb + rows);
                     let fill = |k0, kc, j0, cols, dst: &mut [f32]| {
                         pack_b(p.kernel, dy_g, k0, kc, j0, cols, nr, dst);
                     };

@@ -8,7 +8,7 @@
 //! threads by output-channel rows, which changes no sum.
 
 use crate::direct::Padded;
-use crate::gemm::{Backend, Beta, MatMut, MatRef, gemm};
+use crate::gemm::{Backend, Beta, MatMut, MatRef, PackedA, gemm_sized};
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks};
@@ -224,18 +224,22 @@ impl BackwardWeight {
         let p = &self.plan;
         let len = t1 - t0;
         let rb = Plan::row_block(p.cout_g, 1, par);
+        // The A panels of the largest tile of this shape (a block of `rb` rows, the full tile
+        // length), so each thread's packing buffer grows once per shape, not per tile.
+        let a_len = PackedA::len(p.kernel, rb.min(p.cout_g), p.tile.min(p.pixels).max(len));
         for_chunks(dw, p.cout_g * p.k_g, par, |g, dw_g| {
             let b_t = MatRef::new(&b[g * p.k_g * b_rs..], p.k_g, len, b_rs, 1).t();
             for_chunks(dw_g, rb * p.k_g, par, |blk, dw_rows| {
                 let rows = dw_rows.len() / p.k_g;
                 let r0 = g * p.cout_g + blk * rb;
                 let dy_rows = MatRef::new(&dy[r0 * p.pixels + t0..], rows, len, p.pixels, 1);
-                gemm(
+                gemm_sized(
                     p.kernel,
                     dy_rows,
                     b_t,
                     beta,
                     MatMut::new(dw_rows, rows, p.k_g, p.k_g),
+                    a_len,
                 );
             });
         });

@@ -63,25 +63,23 @@ pub fn conv2d_forward(
         groups * per_group
     };
     let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, col_len, 0);
-    // The weights are packed once here and shared read-only by every task.
-    let weights: Vec<PackedA<'_>> = if baseline || direct {
-        Vec::new()
-    } else {
-        packed
-            .chunks_exact_mut(per_group)
-            .enumerate()
-            .map(|(g, dst)| {
-                let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
-                let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
-                PackedA::pack(kern, a, kb, dst)
-            })
-            .collect()
-    };
+    // The weights are packed once here, into the workspace, and shared read-only by every
+    // task: views are rebuilt per group from these floats, so a call allocates nothing.
+    if !(baseline || direct) {
+        for (g, dst) in packed.chunks_exact_mut(per_group).enumerate() {
+            let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
+            let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
+            PackedA::pack(kern, a, kb, dst);
+        }
+    }
+    let packed: &[f32] = packed;
     let fwd = Forward {
         plan,
         taps: Taps::new(shape),
         weight,
-        weights,
+        packed,
+        per_group,
+        kb,
         bias,
         direct: direct.then(|| Padded::new(shape)),
     };
@@ -114,15 +112,25 @@ struct Forward<'a> {
     plan: Plan,
     taps: Taps,
     weight: &'a [f32],
-    /// `W_g` packed for the micro-kernel, one per group (empty on the baseline backend and
-    /// the direct path).
-    weights: Vec<PackedA<'a>>,
+    /// `W_g` packed for the micro-kernel, group after group, `per_group` floats each (empty
+    /// on the baseline backend and the direct path).
+    packed: &'a [f32],
+    /// Floats of one group's packed weights.
+    per_group: usize,
+    /// How the packed weights' depth is cut.
+    kb: KBlocks,
     bias: Option<&'a [f32]>,
     /// The geometry of the direct path, when it applies.
     direct: Option<Padded>,
 }
 
 impl Forward<'_> {
+    /// The packed `W_g` of group `g`.
+    fn weights(&self, g: usize) -> PackedA<'_> {
+        let data = &self.packed[g * self.per_group..(g + 1) * self.per_group];
+        PackedA::packed(self.plan.kernel, data, self.plan.cout_g, self.kb)
+    }
+
     /// One image: `x` is `[cin, h, w]`, `y` is `[cout, out_h, out_w]`; `col` is im2col
     /// scratch for the baseline backend.
     fn image(&self, x: &[f32], y: &mut [f32], col: &mut [f32], par: Par) {
@@ -140,7 +148,7 @@ impl Forward<'_> {
         if let Some(d) = self.direct {
             return self.image_direct(&d, x, y, col, par);
         }
-        if self.weights.is_empty() {
+        if self.packed.is_empty() {
             return self.image_baseline(x, y, col, beta, par);
         }
         let nr = p.kernel.nr();
@@ -149,7 +157,7 @@ impl Forward<'_> {
             let x_g = &x[g * p.k_g / p.taps * p.plane..];
             for_chunks(y_g, rb * p.pixels, par, |blk, y_rows| {
                 let rows = y_rows.len() / p.pixels;
-                let a = self.weights[g].rows(blk * rb, blk * rb + rows);
+                let a = self.weights(g).rows(blk * rb, blk * rb + rows);
                 let c = MatMut::new(y_rows, rows, p.pixels, p.pixels);
                 if p.pointwise {
                     let b = MatRef::new(x_g, p.k_g, p.pixels, p.pixels, 1);

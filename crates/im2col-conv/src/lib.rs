@@ -32,6 +32,9 @@
 //! over images, or within an image over output-channel blocks when there are fewer images than
 //! threads; each thread packs into its own buffers (no locks, no allocation once warm).
 //!
+//! [`sgemm`] exposes the same packed micro-kernels as a general strided matrix product with a
+//! caller-kept [`GemmWorkspace`], for the fully connected layers of a training step.
+//!
 //! Instruction sets: `scalar`, `avx2-fma` and `avx512` kernels, the widest the CPU has chosen
 //! once per process; `GANGLION_FORCE_ISA=scalar|avx2|avx512` forces one (a level the CPU lacks
 //! falls back to detection with a warning), [`with_isa`] forces one for the calls of a closure,
@@ -82,6 +85,7 @@ mod forward;
 mod gemm;
 mod im2col;
 pub mod kernels;
+mod matmul;
 mod params;
 mod plan;
 pub mod reference;
@@ -93,6 +97,7 @@ pub use backward_weight::conv2d_backward_weight;
 pub use error::ConvError;
 pub use forward::conv2d_forward;
 pub use kernels::{Isa, isa_name, with_isa};
+pub use matmul::{GemmWorkspace, Strided, sgemm};
 pub use params::{Conv2dParams, Conv2dShape};
 pub use tensor_api::{Conv2dGrads, conv2d, conv2d_backward};
 pub use workspace::ConvWorkspace;

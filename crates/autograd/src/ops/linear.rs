@@ -52,26 +52,26 @@ impl Graph {
             ));
         }
         let mut y = self.pool.take(&[n, fout]);
-        let beta = match bias {
+        let accumulate = match bias {
             Some(bv) if fout > 0 => {
                 // Start every row from the bias and let the GEMM accumulate onto it.
                 for row in y.data_mut().chunks_exact_mut(fout) {
                     row.copy_from_slice(bv.data());
                 }
-                1.0
+                true
             }
-            _ => 0.0,
+            _ => false,
         };
         let (xd, wd) = (xv.data(), wv.data());
         sgemm(
             n,
             fin,
             fout,
-            1.0,
             Mat::rows(xd, fin),
             Mat::transposed(wd, fin),
-            beta,
+            accumulate,
             y.data_mut(),
+            &mut self.gemm_ws,
         );
         Ok(self.push(
             y,
@@ -107,11 +107,11 @@ impl Graph {
             m,
             k,
             n,
-            1.0,
             Mat::rows(av.data(), k),
             Mat::rows(bv.data(), n),
-            0.0,
+            false,
             c.data_mut(),
+            &mut self.gemm_ws,
         );
         Ok(self.push(c, Op::MatMul { a: ai, b: bi }))
     }
@@ -129,16 +129,18 @@ pub(crate) fn linear_backward(
     let [n, fin] = [xv.shape()[0], xv.shape()[1]];
     let fout = wv.shape()[0];
     let gd = g.data();
+    // Out of the context while its `contribute` borrows it; moving the buffers allocates nothing.
+    let ws = &mut std::mem::take(ctx.gemm_ws);
     ctx.contribute(x, |dx| {
         sgemm(
             n,
             fout,
             fin,
-            1.0,
             Mat::rows(gd, fout),
             Mat::rows(wv.data(), fin),
-            0.0,
+            false,
             dx,
+            ws,
         );
     });
     ctx.contribute(w, |dw| {
@@ -146,16 +148,17 @@ pub(crate) fn linear_backward(
             fout,
             n,
             fin,
-            1.0,
             Mat::transposed(gd, fout),
             Mat::rows(xv.data(), fin),
-            0.0,
+            false,
             dw,
+            ws,
         );
     });
     if let Some(b) = b {
         ctx.contribute(b, |db| column_sums(gd, fout, db));
     }
+    *ctx.gemm_ws = std::mem::take(ws);
 }
 
 /// `out[j] = sum_i m[i, j]` for a row-major matrix with `cols` columns, accumulated in `f64`
@@ -176,16 +179,18 @@ pub(crate) fn matmul_backward(ctx: &mut Backward<'_>, a: usize, b: usize, g: &Te
     let [m, k] = [av.shape()[0], av.shape()[1]];
     let n = bv.shape()[1];
     let gd = g.data();
+    // Out of the context while its `contribute` borrows it; moving the buffers allocates nothing.
+    let ws = &mut std::mem::take(ctx.gemm_ws);
     ctx.contribute(a, |da| {
         sgemm(
             m,
             n,
             k,
-            1.0,
             Mat::rows(gd, n),
             Mat::transposed(bv.data(), n),
-            0.0,
+            false,
             da,
+            ws,
         );
     });
     ctx.contribute(b, |db| {
@@ -193,11 +198,12 @@ pub(crate) fn matmul_backward(ctx: &mut Backward<'_>, a: usize, b: usize, g: &Te
             k,
             m,
             n,
-            1.0,
             Mat::transposed(av.data(), k),
             Mat::rows(gd, n),
-            0.0,
+            false,
             db,
+            ws,
         );
     });
+    *ctx.gemm_ws = std::mem::take(ws);
 }
