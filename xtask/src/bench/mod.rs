@@ -17,7 +17,6 @@ mod train;
 mod worker;
 
 use anyhow::{Context, Result, bail};
-use machine::Isa;
 use peers::Peers;
 use rayon::ThreadPool;
 use report::Machine;
@@ -278,7 +277,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return run_worker(kind, args);
     }
     let suite_name = args.suite();
-    let isa = Isa::selected()?;
+    let isa = machine::selected_isa()?;
     let machine = Machine {
         cpu: machine::cpu_model(),
         isa: isa.name(),

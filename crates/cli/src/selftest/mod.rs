@@ -89,7 +89,7 @@ const RUNNERS: &[(&str, Runner)] = &[
 pub fn run(args: &SelftestArgs) -> Result<ExitCode> {
     let dir = args.vectors.clone().unwrap_or_else(default_dir);
     let files = case_files(&dir)?;
-    println!("cpu: {}, isa: {}", cpu_model(), isa());
+    println!("cpu: {}, isa: {}", cpu_model(), ganglion::conv::isa_name());
     println!("vectors: {} ({} files)", dir.display(), files.len());
 
     let (mut passed, mut failed) = (0usize, 0usize);
@@ -319,26 +319,6 @@ fn cpu_model() -> String {
             })
         })
         .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// The SIMD path the kernels take: `GANGLION_FORCE_ISA` when set, else the best detected.
-fn isa() -> String {
-    match std::env::var("GANGLION_FORCE_ISA") {
-        Ok(forced) if !forced.is_empty() => {
-            return format!("{forced} (forced by GANGLION_FORCE_ISA)");
-        }
-        _ => {}
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            return "avx512".to_string();
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return "avx2-fma".to_string();
-        }
-    }
-    "scalar".to_string()
 }
 
 #[cfg(test)]
