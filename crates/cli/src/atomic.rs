@@ -31,6 +31,31 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     result
 }
 
+/// Removes the temporaries of [`write`] that a killed process left in `dir`: files named
+/// `.<name>.tmp-<pid>` whose pid is not this process's. Best effort: a leftover costs disk
+/// space, not correctness, because the target it was meant to replace is still whole.
+pub fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let own = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let Some(pid) = name
+            .strip_prefix('.')
+            .and_then(|rest| rest.rsplit_once(".tmp-"))
+            .map(|(_, pid)| pid)
+        else {
+            continue;
+        };
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && pid != own {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +68,32 @@ mod tests {
         write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temporaries_of_killed_writers_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = [
+            "metrics.jsonl",
+            ".hidden",
+            ".notes.tmp-abc",
+            &format!(".mine.json.tmp-{}", std::process::id()),
+        ];
+        for name in keep {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join(".metrics.jsonl.tmp-4242424"), b"torn").unwrap();
+        std::fs::create_dir(dir.path().join(".dir.tmp-17")).unwrap();
+        remove_stale_temporaries(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut expected: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+        expected.push(".dir.tmp-17".into());
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]

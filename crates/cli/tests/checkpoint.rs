@@ -268,6 +268,9 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint() {
         if step < 192 {
             mid_run += 1;
         }
+        // A kill inside an atomic write of the metrics or curves leaves its temporary; plant
+        // one so every round checks that the resumed run sweeps it away, whatever the moment.
+        std::fs::write(run.join(".metrics.jsonl.tmp-4294967295"), b"torn").unwrap();
         // Resume (checkpointing on) to the end: the same bits as never killed.
         succeed(&mut resume(&run, &[]));
         assert_same_run(

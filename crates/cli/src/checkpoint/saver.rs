@@ -50,6 +50,8 @@ impl Saver {
         if args.checkpoint_every.is_some() {
             remove_stale_temporaries(run);
         }
+        // A run killed while writing its metrics or curves left their temporaries here.
+        crate::atomic::remove_stale_temporaries(run);
         Ok(Self {
             run: run.to_path_buf(),
             every: args.checkpoint_every,
