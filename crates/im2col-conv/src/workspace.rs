@@ -13,6 +13,8 @@
 pub struct ConvWorkspace {
     slots: Vec<Slot>,
     packed: Vec<f32>,
+    /// Backward-data's rotated weights, when it runs as a forward convolution.
+    pub(crate) flipped: Vec<f32>,
 }
 
 /// Scratch of one parallel task.
@@ -33,6 +35,7 @@ impl ConvWorkspace {
     /// Number of `f32` elements currently held (for memory accounting and tests).
     pub fn allocated_floats(&self) -> usize {
         self.packed.len()
+            + self.flipped.len()
             + self
                 .slots
                 .iter()
@@ -72,7 +75,8 @@ impl ConvWorkspace {
     }
 }
 
-fn grow(buf: &mut Vec<f32>, len: usize) {
+/// Grows `buf` to at least `len` elements (never shrinks it).
+pub(crate) fn grow(buf: &mut Vec<f32>, len: usize) {
     if buf.len() < len {
         buf.resize(len, 0.0);
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Operands, check_against_f64, fast_at, levels, reference_f64, shapes};
-use ganglion_im2col_conv::ConvWorkspace;
+use ganglion_im2col_conv::{Conv2dParams, Conv2dShape, ConvWorkspace};
 use proptest::prelude::*;
 
 proptest! {
@@ -34,6 +34,27 @@ proptest! {
     ) {
         prop_assert_eq!(shape.cin, shape.params.groups);
         let ops = Operands::random(&shape, true, seed);
+        let want = reference_f64(&shape, &ops);
+        for isa in levels() {
+            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
+            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+                prop_assert!(false, "{:?}: {}", isa, e);
+            }
+        }
+    }
+
+    /// Stride 1 with at least 64 input channels per group: backward-data runs as the forward
+    /// convolution of the output gradient by the rotated weights, for every padding up to the
+    /// dilated kernel's reach (and the GEMM route beyond it).
+    #[test]
+    fn rotated_backward_data_matches_f64_reference(
+        shape in shapes(1..=2, 1..=2, 64..=66, 1..=6, 1..=4).prop_map(|s| {
+            let params = Conv2dParams { stride: [1, 1], ..s.params };
+            Conv2dShape::new(s.input_dims(), s.weight_dims(), params).expect("stride 1 fits too")
+        }),
+        seed in 0u64..1000,
+    ) {
+        let ops = Operands::random(&shape, false, seed);
         let want = reference_f64(&shape, &ops);
         for isa in levels() {
             let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
