@@ -3,6 +3,7 @@
 //! enough input channels run instead as the forward convolution of `dY` by the rotated,
 //! transposed weights (see [`Rotated`]): no column matrix, no scatter.
 
+use crate::direct::Padded;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
@@ -101,17 +102,23 @@ pub fn conv2d_backward_data(
 ///
 /// It applies when the stride is 1 on both axes, the padding is at most the dilated kernel's
 /// reach (so the new padding is not negative), the kernel is not 1x1 (whose GEMM route needs
-/// no columns anyway), and each group has at least [`Rotated::MIN_CHANNELS`] input channels:
-/// the input channels become the forward GEMM's rows, and fewer rows than two register tiles
-/// leave the packing of `dY` panels too little work to spread over: at 32 (`mnist.c2`) the
-/// GEMM route is still faster.
+/// no columns anyway), and the forward pass it becomes is fast: the input channels become
+/// that pass's output channels, so there must be enough of them to fill its register tiles
+/// ([`Rotated::MIN_CHANNELS`] for the implicit GEMM, whose `dY` panels are packed once for
+/// all of them; at 32, `mnist.c2`, the GEMM route is still faster), or the forward runs on
+/// the direct kernel (full-width rows, see [`Padded::applies`]) with at least
+/// [`Rotated::MIN_DIRECT_CHANNELS`] (`resnet20`'s 16-channel layers: 3x faster than col2im).
 pub(crate) struct Rotated {
     shape: Conv2dShape,
 }
 
 impl Rotated {
-    /// Fewest input channels per group for which the rotated forward beats GEMM + col2im.
+    /// Fewest input channels per group for which the rotated implicit GEMM beats GEMM +
+    /// col2im.
     pub(crate) const MIN_CHANNELS: usize = 64;
+    /// Fewest input channels for which the rotated direct forward beats GEMM + col2im (below
+    /// it the direct kernel's 8-channel register tile runs mostly empty, as for `cifar.stem`).
+    pub(crate) const MIN_DIRECT_CHANNELS: usize = 16;
 
     /// The forward convolution computing `shape`'s backward-data, where it applies.
     pub(crate) fn of(shape: &Conv2dShape) -> Option<Self> {
@@ -120,7 +127,7 @@ impl Rotated {
         let reach = |k: usize, d: usize| d * (k - 1);
         if p.stride != [1, 1]
             || (shape.kh == 1 && shape.kw == 1)
-            || cin_g < Self::MIN_CHANNELS
+            || cin_g < Self::MIN_DIRECT_CHANNELS
             || p.padding[0] > reach(shape.kh, p.dilation[0])
             || p.padding[1] > reach(shape.kw, p.dilation[1])
         {
@@ -143,7 +150,8 @@ impl Rotated {
         .ok()?;
         // Stride 1 maps the output size back onto the input size exactly.
         debug_assert_eq!([forward.out_h(), forward.out_w()], [shape.h, shape.w]);
-        Some(Self { shape: forward })
+        let direct = Padded::applies(&forward, &Plan::new(&forward));
+        (cin_g >= Self::MIN_CHANNELS || direct).then_some(Self { shape: forward })
     }
 
     /// Rotates `weight` into the workspace and runs the forward convolution into `grad_input`.

@@ -47,8 +47,9 @@ pub fn conv2d_backward_weight(
     }
     let plan = Plan::new(shape);
     let per = Plan::weight_block_images(shape.n);
-    let direct = (Backend::selected() == Backend::Packed && Padded::applies(shape, &plan))
-        .then(|| Padded::new(shape));
+    let direct = (Backend::selected() == Backend::Packed
+        && Padded::applies_weight_grad(shape, &plan))
+    .then(|| Padded::new(shape));
     let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
     let bwd = BackwardWeight {
         plan,

@@ -27,16 +27,40 @@ pub(crate) struct Padded {
 }
 
 impl Padded {
-    /// Whether the direct kernels run this convolution: few input channels, one group,
-    /// stride and dilation 1, an output row of at least one vector, and a SIMD level.
+    /// Whether the direct row kernel runs this convolution's forward pass: one group, stride
+    /// and dilation 1, a SIMD level, and either few input channels (at most
+    /// `DIRECT_MAX_DEPTH` multiply-adds per output, with a row of at least one vector) or
+    /// output rows that the kernel's two vectors tile exactly (`out_w` a multiple of the tile
+    /// width `NR`: 32 at AVX-512). With full vectors the direct kernel needs no packing at all
+    /// and runs near the FMA peak whatever the depth (`cifar.64`: 93% of peak at one thread,
+    /// against 80% for the implicit GEMM), while a ragged row wastes lanes on every tap
+    /// (`mnist.c2`, 24 wide, and 16-wide rows run faster as GEMM).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        Self::geometry_fits(s, p)
+            && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16) || s.out_w() % p.kernel.nr() == 0)
+    }
+
+    /// Whether the direct weight-gradient kernel runs this convolution: as for
+    /// [`Padded::applies`], but its unit is one vector (half a tile), and deep layers need
+    /// enough pixels per image (`32 * NR`) for the per-image sums across lanes to stay cheap:
+    /// `cifar.64` and `resnet20`'s 16-channel 32x32 layers gain (the latter 2x over GEMM,
+    /// whose transposing packs dominate at 16 output channels), 16x16 images lose.
+    pub(crate) fn applies_weight_grad(s: &Conv2dShape, p: &Plan) -> bool {
+        let nr = p.kernel.nr();
+        let pixels = s.out_h() * s.out_w();
+        Self::geometry_fits(s, p)
+            && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
+                || (s.out_w() % (nr / 2) == 0 && pixels >= 32 * nr))
+    }
+
+    /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a
+    /// kernel larger than 1x1 (pointwise layers need no columns as GEMM).
+    fn geometry_fits(s: &Conv2dShape, p: &Plan) -> bool {
         p.kernel.direct_channels().is_some()
             && s.params.groups == 1
             && s.params.stride == [1, 1]
             && s.params.dilation == [1, 1]
             && !p.pointwise
-            && p.k_all <= DIRECT_MAX_DEPTH
-            && s.out_w() >= 16
     }
 
     pub(crate) fn new(s: &Conv2dShape) -> Self {
