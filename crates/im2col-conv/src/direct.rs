@@ -37,7 +37,8 @@ impl Padded {
     /// (`mnist.c2`, 24 wide, and 16-wide rows run faster as GEMM).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         Self::geometry_fits(s, p)
-            && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16) || s.out_w() % p.kernel.nr() == 0)
+            && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
+                || s.out_w().is_multiple_of(p.kernel.nr()))
     }
 
     /// Whether the direct weight-gradient kernel runs this convolution: as for
@@ -50,7 +51,7 @@ impl Padded {
         let pixels = s.out_h() * s.out_w();
         Self::geometry_fits(s, p)
             && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
-                || (s.out_w() % (nr / 2) == 0 && pixels >= 32 * nr))
+                || (s.out_w().is_multiple_of(nr / 2) && pixels >= 32 * nr))
     }
 
     /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a
