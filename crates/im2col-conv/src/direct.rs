@@ -31,14 +31,15 @@ impl Padded {
     /// and dilation 1, a SIMD level, and either few input channels (at most
     /// `DIRECT_MAX_DEPTH` multiply-adds per output, with a row of at least one vector) or
     /// output rows that the kernel's two vectors tile exactly (`out_w` a multiple of the tile
-    /// width `NR`: 32 at AVX-512). With full vectors the direct kernel needs no packing at all
+    /// width `NR`, 32 at AVX-512, or rows of half that width taken two at a time). With full vectors the direct kernel needs no packing at all
     /// and runs near the FMA peak whatever the depth (`cifar.64`: 93% of peak at one thread,
     /// against 80% for the implicit GEMM), while a ragged row wastes lanes on every tap
     /// (`mnist.c2`, 24 wide, and 16-wide rows run faster as GEMM).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         Self::geometry_fits(s, p)
             && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
-                || s.out_w().is_multiple_of(p.kernel.nr()))
+                || s.out_w().is_multiple_of(p.kernel.nr())
+                || (s.out_w() == p.kernel.nr() / 2 && s.out_h() >= 2))
     }
 
     /// Whether the direct weight-gradient kernel runs this convolution: as for

@@ -197,7 +197,11 @@ impl Forward<'_> {
             let rows = y_rows.len() / p.pixels;
             let w = &self.weight[co0 * wk..(co0 + rows) * wk];
             let bias = self.bias.map(|b| &b[co0..co0 + rows]);
-            for oh in 0..d.out_h {
+            // Rows one vector wide go two at a time, to fill the kernel's two vectors.
+            let pairs = d.out_w == kern.nr() / 2;
+            let mut oh = 0;
+            while oh < d.out_h {
+                let pair = pairs && oh + 1 < d.out_h;
                 kern.direct_row(
                     &buf[oh * d.xw..],
                     d.xs,
@@ -209,7 +213,9 @@ impl Forward<'_> {
                     &mut y_rows[oh * d.out_w..],
                     p.pixels,
                     d.out_w,
+                    pair,
                 );
+                oh += if pair { 2 } else { 1 };
             }
         });
     }

@@ -261,8 +261,10 @@ impl Kernel {
     /// vectorised over the output width: `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj}
     /// w[co * cin*kh*kw + (ci * kh + ki) * kw + kj] * x[ci * xs + ki * xw + ow + kj]`, where
     /// `x` is the zero-padded input (row stride `xw`, channel stride `xs`) from the output
-    /// row's first input row. The small-channel layers' forward path: their GEMM would be all
-    /// packing and no arithmetic.
+    /// row's first input row. The small-channel layers' forward path (their GEMM would be all
+    /// packing and no arithmetic), and that of layers whose rows fill the vectors exactly.
+    /// With `pair`, two rows one vector wide (`out_w == nr() / 2`) at once: the outputs of
+    /// rows `oh` and `oh + 1`, back to back in `y`, where `x` must reach one row further.
     ///
     /// # Panics
     /// At the scalar level, if `rows` is not in `1..=direct_channels()`, or a slice is shorter
@@ -281,21 +283,30 @@ impl Kernel {
         y: &mut [f32],
         ys: usize,
         out_w: usize,
+        pair: bool,
     ) {
         let cob = self
             .direct_channels()
             .expect("direct_row: the scalar level has no direct kernel");
         let wk = cin * kh * kw;
         let x_need = (cin.max(1) - 1) * xs + (kh.max(1) - 1) * xw + out_w + kw - 1 + 32;
+        // A pair of rows one vector wide: the outputs of both rows lie back to back, and the
+        // inputs reach one row further (within the same margin past its last read).
+        let (x_need, y_len) = if pair {
+            (x_need + xw, 2 * out_w)
+        } else {
+            (x_need, out_w)
+        };
         assert!(
             (1..=cob).contains(&rows)
                 && wk > 0
                 && out_w > 0
+                && (!pair || out_w == self.nr() / 2)
                 && x.len() >= x_need
                 && w.len() >= rows * wk
                 && bias.is_none_or(|b| b.len() >= rows)
-                && y.len() >= (rows - 1) * ys + out_w
-                && (rows == 1 || ys >= out_w),
+                && y.len() >= (rows - 1) * ys + y_len
+                && (rows == 1 || ys >= y_len),
             "direct_row: {rows} channels of {out_w} outputs do not fit the slices"
         );
         let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
@@ -303,8 +314,9 @@ impl Kernel {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::new` checked AVX2 and FMA; `direct_body` reads at most
-            // `2 * 8 - 1` floats past the last input the outputs need, inside the asserted
-            // 32-float margin, and writes only the asserted rows of `y`, a unique borrow.
+            // `2 * 8 - 1` floats past the last input the outputs need (with `pair`, in the row
+            // below, which the asserted extent includes), inside the asserted 32-float
+            // margin, and writes only the asserted rows of `y`, a unique borrow.
             Isa::Avx2Fma => unsafe {
                 x86_64::direct_avx2(
                     x.as_ptr(),
@@ -317,6 +329,7 @@ impl Kernel {
                     y.as_mut_ptr(),
                     ys,
                     out_w,
+                    pair,
                 )
             },
             #[cfg(target_arch = "x86_64")]
@@ -334,6 +347,7 @@ impl Kernel {
                     y.as_mut_ptr(),
                     ys,
                     out_w,
+                    pair,
                 )
             },
             _ => unreachable!("direct_channels returned Some"),

@@ -11,7 +11,8 @@ pub(crate) const AVX2_DIRECT_CO: usize = 4;
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
 
 /// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
-/// channels, vectorised over the output width, two vectors at a time:
+/// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows one
+/// vector wide: the second vector is the next output row, so `out_w` must be `LANES`):
 /// `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] *
 /// x[ci * xs + ki * xw + ow + kj]` for `co < rows`, `ow < out_w`, where `x` is the zero-padded
 /// input at the output row's first input row. Each sum runs over `ci`, `ki`, `kj` in order,
@@ -21,10 +22,12 @@ pub(crate) const AVX512_DIRECT_CO: usize = 8;
 /// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (kh - 1) * xw +
 /// out_w.next_multiple_of(2 * LANES) + kw - 1` floats; `w` for `rows * wk` floats with
 /// `wk = cin * kh * kw`; `bias`, unless null, for `rows`; `y` writable at `co * ys + ow` for
-/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`.
+/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`. With `PAIR`: `out_w == LANES`, `x` is
+/// readable for `(cin - 1) * xs + kh * xw + LANES + kw - 1` floats and `y` writable for two
+/// rows (`co * ys + ow` with `ow < 2 * LANES`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn direct_body<V: Vector, const COB: usize>(
+unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     x: *const f32,
     xs: usize,
     xw: usize,
@@ -38,13 +41,22 @@ unsafe fn direct_body<V: Vector, const COB: usize>(
 ) {
     let wk = cin * kh * kw;
     let lanes = V::LANES;
-    // SAFETY: the loads read `x` at `ci * xs + ki * xw + ow0 + kj + v * lanes .. + lanes` with
-    // `ow0 + 2 * lanes <= out_w.next_multiple_of(2 * lanes)`: inside the readable extent.
+    // The second vector's inputs: the next `lanes` of the row, or (a pair of rows one vector
+    // wide, whose outputs lie back to back) the next input row. Outputs are `width` floats
+    // from `y` either way.
+    let (x_second, width) = if PAIR {
+        (xw, 2 * lanes)
+    } else {
+        (lanes, out_w)
+    };
+    // SAFETY: the loads read `x` at `ci * xs + ki * xw + ow0 + kj + x_second .. + lanes`
+    // (and the first vector below it) with `ow0 + 2 * lanes <= out_w.next_multiple_of(2 *
+    // lanes)`, or with `PAIR` `ow0 = 0` and `x_second = xw`: inside the readable extent.
     // Weight and bias reads use rows clamped below `rows`. Stores of full vectors stay below
-    // `out_w`; partial ones are masked to `ow < out_w`.
+    // `width`; partial ones are masked to `ow < width`.
     unsafe {
         let wrow: [*const f32; COB] = std::array::from_fn(|co| w.add(co.min(rows - 1) * wk));
-        for ow0 in (0..out_w).step_by(2 * lanes) {
+        for ow0 in (0..width).step_by(2 * lanes) {
             let mut acc = [[V::zero(); 2]; COB];
             if !bias.is_null() {
                 for (co, a) in acc.iter_mut().enumerate() {
@@ -58,7 +70,7 @@ unsafe fn direct_body<V: Vector, const COB: usize>(
                     let xr = x.add(ci * xs + ki * xw + ow0);
                     for kj in 0..kw {
                         let x0 = V::load(xr.add(kj));
-                        let x1 = V::load(xr.add(kj + lanes));
+                        let x1 = V::load(xr.add(kj + x_second));
                         for (co, a) in acc.iter_mut().enumerate() {
                             let wv = V::splat(*wrow[co].add(t));
                             a[0] = wv.fma(x0, a[0]);
@@ -68,14 +80,14 @@ unsafe fn direct_body<V: Vector, const COB: usize>(
                     }
                 }
             }
-            let full = ow0 + 2 * lanes <= out_w;
+            let full = ow0 + 2 * lanes <= width;
             for (co, a) in acc.iter().enumerate().take(rows) {
                 let yp = y.add(co * ys + ow0);
                 if full {
                     a[0].store(yp);
                     a[1].store(yp.add(lanes));
                 } else {
-                    let left = out_w - ow0;
+                    let left = width - ow0;
                     if left >= lanes {
                         a[0].store(yp);
                         if left > lanes {
@@ -93,7 +105,8 @@ unsafe fn direct_body<V: Vector, const COB: usize>(
 /// The AVX2+FMA direct row kernel (4 output channels).
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; the pointers satisfy [`direct_body`]'s contract with `COB = 4`.
+/// The CPU has AVX2 and FMA; the pointers satisfy [`direct_body`]'s contract with `COB = 4`
+/// (and `PAIR = pair`).
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn direct_avx2(
@@ -107,15 +120,23 @@ pub(crate) unsafe fn direct_avx2(
     y: *mut f32,
     ys: usize,
     out_w: usize,
+    pair: bool,
 ) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { direct_body::<Ymm, AVX2_DIRECT_CO>(x, xs, xw, dims, w, bias, rows, y, ys, out_w) }
+    unsafe {
+        if pair {
+            direct_body::<Ymm, AVX2_DIRECT_CO, true>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+        } else {
+            direct_body::<Ymm, AVX2_DIRECT_CO, false>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+        }
+    }
 }
 
 /// The AVX-512F direct row kernel (8 output channels).
 ///
 /// # Safety
-/// The CPU has AVX-512F; the pointers satisfy [`direct_body`]'s contract with `COB = 8`.
+/// The CPU has AVX-512F; the pointers satisfy [`direct_body`]'s contract with `COB = 8`
+/// (and `PAIR = pair`).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn direct_avx512(
@@ -129,9 +150,18 @@ pub(crate) unsafe fn direct_avx512(
     y: *mut f32,
     ys: usize,
     out_w: usize,
+    pair: bool,
 ) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { direct_body::<Zmm, AVX512_DIRECT_CO>(x, xs, xw, dims, w, bias, rows, y, ys, out_w) }
+    unsafe {
+        if pair {
+            direct_body::<Zmm, AVX512_DIRECT_CO, true>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+        } else {
+            direct_body::<Zmm, AVX512_DIRECT_CO, false>(
+                x, xs, xw, dims, w, bias, rows, y, ys, out_w,
+            )
+        }
+    }
 }
 
 /// Weight-gradient tile of the direct backward-weight kernel, AVX2: output channels x taps.
