@@ -3,7 +3,7 @@
 //! enough input channels run instead as the forward convolution of `dY` by the rotated,
 //! transposed weights (see [`Rotated`]): no column matrix, no scatter.
 
-use crate::direct::Padded;
+use crate::forward::runs_direct;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
@@ -106,7 +106,8 @@ pub fn conv2d_backward_data(
 /// that pass's output channels, so there must be enough of them to fill its register tiles
 /// ([`Rotated::MIN_CHANNELS`] for the implicit GEMM, whose `dY` panels are packed once for
 /// all of them; at 32, `mnist.c2`, the GEMM route is still faster), or the forward runs on
-/// the direct kernel (full-width rows, see [`Padded::applies`]) with at least
+/// a direct kernel (full-width rows or the broadcast kernel, see
+/// [`runs_direct`](crate::forward::runs_direct)) with at least
 /// [`Rotated::MIN_DIRECT_CHANNELS`] (`resnet20`'s 16-channel layers: 3x faster than col2im).
 pub(crate) struct Rotated {
     shape: Conv2dShape,
@@ -150,7 +151,7 @@ impl Rotated {
         .ok()?;
         // Stride 1 maps the output size back onto the input size exactly.
         debug_assert_eq!([forward.out_h(), forward.out_w()], [shape.h, shape.w]);
-        let direct = Padded::applies(&forward, &Plan::new(&forward));
+        let direct = runs_direct(&forward);
         (cin_g >= Self::MIN_CHANNELS || direct).then_some(Self { shape: forward })
     }
 

@@ -3,6 +3,7 @@
 //! `W_g` packed once per call and the column panels packed straight from the input in the
 //! micro-kernel's layout, never materialised as a whole im2col matrix.
 
+use crate::broadcast::Broadcast;
 use crate::direct::Padded;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
@@ -50,14 +51,20 @@ pub fn conv2d_forward(
         1
     };
     let direct = !baseline && Padded::applies(shape, &plan);
+    let broadcast = (!baseline && !direct && Broadcast::applies(shape, &plan))
+        .then(|| Broadcast::new(shape, &plan));
     let col_len = if baseline {
         plan.col_len()
+    } else if let Some(b) = &broadcast {
+        b.buf_len()
     } else if direct {
         Padded::new(shape).buf_len(1)
     } else {
         0
     };
-    let packed_len = if baseline || direct {
+    let packed_len = if let Some(b) = &broadcast {
+        b.packed_len()
+    } else if baseline || direct {
         0
     } else {
         groups * per_group
@@ -65,7 +72,9 @@ pub fn conv2d_forward(
     let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, col_len, 0);
     // The weights are packed once here, into the workspace, and shared read-only by every
     // task: views are rebuilt per group from these floats, so a call allocates nothing.
-    if !(baseline || direct) {
+    if let Some(b) = &broadcast {
+        b.pack(weight, packed);
+    } else if !(baseline || direct) {
         for (g, dst) in packed.chunks_exact_mut(per_group).enumerate() {
             let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
             let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
@@ -82,6 +91,7 @@ pub fn conv2d_forward(
         kb,
         bias,
         direct: direct.then(|| Padded::new(shape)),
+        broadcast,
     };
     if whole_images {
         // Whole images per task: no synchronisation inside an image.
@@ -107,6 +117,14 @@ pub fn conv2d_forward(
     }
 }
 
+/// Whether the forward pass of `shape` runs on a direct kernel (the row kernel or the
+/// broadcast kernel) rather than the implicit GEMM.
+pub(crate) fn runs_direct(shape: &Conv2dShape) -> bool {
+    let plan = Plan::new(shape);
+    Backend::selected() == Backend::Packed
+        && (Padded::applies(shape, &plan) || Broadcast::applies(shape, &plan))
+}
+
 /// What every task of one forward call shares.
 struct Forward<'a> {
     plan: Plan,
@@ -122,6 +140,8 @@ struct Forward<'a> {
     bias: Option<&'a [f32]>,
     /// The geometry of the direct path, when it applies.
     direct: Option<Padded>,
+    /// The broadcast path, when it applies (its packed weights are `packed`).
+    broadcast: Option<Broadcast>,
 }
 
 impl Forward<'_> {
@@ -147,6 +167,9 @@ impl Forward<'_> {
         };
         if let Some(d) = self.direct {
             return self.image_direct(&d, x, y, col, par);
+        }
+        if let Some(b) = &self.broadcast {
+            return b.image(p.kernel, x, self.packed, self.bias, y, col, par);
         }
         if self.packed.is_empty() {
             return self.image_baseline(x, y, col, beta, par);

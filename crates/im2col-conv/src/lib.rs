@@ -79,6 +79,7 @@
 
 mod backward_data;
 mod backward_weight;
+mod broadcast;
 mod direct;
 mod error;
 mod forward;

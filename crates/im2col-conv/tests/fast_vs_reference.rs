@@ -93,4 +93,28 @@ proptest! {
             }
         }
     }
+
+    /// Deep layers (at least 81 multiply-adds per output) of any stride, padding, dilation and
+    /// row width, with 1 to 70 output channels: the broadcast kernel's forward pass in every
+    /// tile shape and with ragged channel blocks and pixel tiles (and its rotated
+    /// backward-data from 16 input channels).
+    #[test]
+    fn broadcast_kernel_matches_f64_reference(
+        shape in shapes(1..=2, 1..=1, 9..=17, 1..=9, 3..=4),
+        cout in 1usize..=70,
+        with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        let [_, cin_g, kh, kw] = shape.weight_dims();
+        let shape = Conv2dShape::new(shape.input_dims(), [cout, cin_g, kh, kw], shape.params)
+            .expect("only the output channels changed");
+        let ops = Operands::random(&shape, with_bias, seed);
+        let want = reference_f64(&shape, &ops);
+        for isa in levels() {
+            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
+            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
+                prop_assert!(false, "{:?}: {}", isa, e);
+            }
+        }
+    }
 }

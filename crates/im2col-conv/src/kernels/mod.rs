@@ -420,6 +420,113 @@ impl Kernel {
         }
     }
 
+    /// The broadcast kernel's tile for a layer of `cout` output channels: `(channels,
+    /// pixels)`, the output channels of one call (a multiple of the vector width, the
+    /// narrowest that holds `cout`, at most four vectors) and its output pixels. `None` at the
+    /// scalar level.
+    pub(crate) fn broadcast_tile(self, cout: usize) -> Option<(usize, usize)> {
+        let (lanes, tiles) = match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => (8, x86_64::AVX2_TILES),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => (16, x86_64::AVX512_TILES),
+            _ => return None,
+        };
+        let which = Self::broadcast_which(cout.div_ceil(lanes));
+        let (vectors, pixels) = tiles[which];
+        Some((vectors * lanes, pixels))
+    }
+
+    /// Index into the tile tables for a block of `vectors` weight vectors.
+    fn broadcast_which(vectors: usize) -> usize {
+        match vectors {
+            0 | 1 => 0,
+            2 => 1,
+            _ => 2,
+        }
+    }
+
+    /// One tile of the broadcast convolution kernel: `tile[p * C + c] = bias[c] + sum over
+    /// taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh * xw +
+    /// kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`, `c < C`.
+    /// `x` is a zero-padded image (plane `xs`, row `xw`), `offs` each output pixel's window
+    /// corner in it, `w` the weights packed tap-major (`C` per tap, zero past the layer's
+    /// channels).
+    ///
+    /// # Panics
+    /// At the scalar level, or if a slice is shorter than the geometry needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn broadcast(
+        self,
+        cout: usize,
+        x: &[f32],
+        offs: &[usize],
+        [cin, kh, kw]: [usize; 3],
+        [xs, xw]: [usize; 2],
+        [dh, dw]: [usize; 2],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        tile: &mut [f32],
+    ) {
+        let (c_len, pixels) = self
+            .broadcast_tile(cout)
+            .expect("broadcast: the scalar level has no broadcast kernel");
+        let taps = cin * kh * kw;
+        let reach = offs.iter().take(pixels).max().copied().unwrap_or(0)
+            + (cin.max(1) - 1) * xs
+            + (kh.max(1) - 1) * dh * xw
+            + (kw.max(1) - 1) * dw;
+        assert!(
+            taps > 0
+                && offs.len() >= pixels
+                && x.len() > reach
+                && w.len() >= taps * c_len
+                && bias.is_none_or(|b| b.len() >= c_len)
+                && tile.len() >= pixels * c_len,
+            "broadcast: a {pixels}-pixel tile of {c_len} channels does not fit the slices"
+        );
+        #[cfg(target_arch = "x86_64")]
+        let g = x86_64::BcastGeom {
+            dims: [cin, kh, kw],
+            xs,
+            xw,
+            dilation: [dh, dw],
+        };
+        #[cfg(target_arch = "x86_64")]
+        let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
+            // input any pixel's window reads (`reach`), the `taps * C` packed weights, the `C`
+            // biases, the `P` offsets and the `P * C` tile floats written (a unique borrow).
+            Isa::Avx2Fma => unsafe {
+                x86_64::bcast_avx2(
+                    Self::broadcast_which(c_len / 8),
+                    x.as_ptr(),
+                    offs.as_ptr(),
+                    g,
+                    w.as_ptr(),
+                    bp,
+                    tile.as_mut_ptr(),
+                )
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::bcast_avx512(
+                    Self::broadcast_which(c_len / 16),
+                    x.as_ptr(),
+                    offs.as_ptr(),
+                    g,
+                    w.as_ptr(),
+                    bp,
+                    tile.as_mut_ptr(),
+                )
+            },
+            _ => unreachable!("broadcast_tile returned Some"),
+        }
+    }
+
     /// Output channels per call that [`Kernel::direct_weight_grad`] computes best in (its
     /// register tile's rows), or `None` at the scalar level.
     pub(crate) fn weight_grad_channels(self) -> Option<usize> {

@@ -1,0 +1,152 @@
+//! The broadcast kernel's side of a forward convolution: when it runs, its weight packing, and
+//! one image's loop over output-channel blocks and pixel tiles.
+//!
+//! The kernel vectorises over output channels and broadcasts one input value per output pixel,
+//! so a tile is any run of output pixels: rows of any width (`lenet.c2`'s 10, `mnist.c2`'s 24)
+//! and any stride fill the vectors, where the direct row kernel wastes lanes on every tap and
+//! the implicit GEMM packs a panel per few multiply-adds. Its tile is transposed into the
+//! channel-major output once, after all the taps.
+
+use crate::Conv2dShape;
+use crate::direct::Padded;
+use crate::kernels::Kernel;
+use crate::plan::{Par, Plan, for_chunks};
+
+/// Fewest multiply-adds per output for the broadcast kernel (see [`Broadcast::applies`]).
+const MIN_DEPTH: usize = 76;
+/// Floats of the largest tile any level computes (pixels x channels).
+const TILE_MAX: usize = 384;
+/// Most pixels of any level's tile.
+const PIXELS_MAX: usize = 24;
+/// Most channels of any level's tile.
+const CHANNELS_MAX: usize = 64;
+
+/// A forward convolution on the broadcast kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Broadcast {
+    padded: Padded,
+    cout: usize,
+    /// Output channels per kernel call, and output pixels.
+    channels: usize,
+    tile: usize,
+    taps: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Broadcast {
+    /// Whether the broadcast kernel runs this forward convolution (where the direct row
+    /// kernel does not): a SIMD level, one group, a kernel larger than 1x1 and more than
+    /// [`MIN_DEPTH`] multiply-adds per output. Measured at one thread against the implicit GEMM:
+    /// `lenet.c2` 1.7x, `cifar.down` (stride 2) 1.2x, `resnet20`'s downsampling 1.8x,
+    /// `mnist.c2` and 8x8 layers 1.03-1.1x; shallower layers (`cifar.stem`, `mnist.c1`) lose,
+    /// as the transposed store of each tile outweighs its few multiply-adds.
+    pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        p.kernel.broadcast_tile(s.cout).is_some()
+            && s.params.groups == 1
+            && !p.pointwise
+            && p.k_all >= MIN_DEPTH
+    }
+
+    /// The geometry of `s` (which [`Broadcast::applies`] to).
+    pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
+        let (channels, tile) = p
+            .kernel
+            .broadcast_tile(s.cout)
+            .expect("broadcast path needs a SIMD level");
+        debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
+        Self {
+            padded: Padded::new(s),
+            cout: s.cout,
+            channels,
+            tile,
+            taps: p.k_all,
+            stride: s.params.stride,
+            dilation: s.params.dilation,
+        }
+    }
+
+    /// Floats of one image's zero-padded copy (with the kernels' read margin).
+    pub(crate) fn buf_len(&self) -> usize {
+        self.padded.buf_len(1)
+    }
+
+    /// Floats of the packed weights.
+    pub(crate) fn packed_len(&self) -> usize {
+        self.cout.div_ceil(self.channels) * self.taps * self.channels
+    }
+
+    /// Packs the OIHW `weight` tap-major per block of output channels: block `b`, tap `t`,
+    /// channel `c` at `(b * taps + t) * channels + c`, zero past the layer's channels.
+    pub(crate) fn pack(&self, weight: &[f32], dst: &mut [f32]) {
+        let (ch, taps) = (self.channels, self.taps);
+        for (b, block) in dst.chunks_exact_mut(taps * ch).enumerate() {
+            for (t, row) in block.chunks_exact_mut(ch).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    let co = b * ch + c;
+                    *v = if co < self.cout {
+                        weight[co * taps + t]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// One image: `x` is `[cin, h, w]`, `y` `[cout, out_h, out_w]`, `buf` scratch of
+    /// [`Broadcast::buf_len`]; blocks of output channels split across threads in `Split` mode.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn image(
+        &self,
+        kern: Kernel,
+        x: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        buf: &mut [f32],
+        par: Par,
+    ) {
+        let d = &self.padded;
+        let buf = &mut buf[..d.buf_len(1)];
+        d.pad(x, buf);
+        let buf: &[f32] = buf;
+        let (ch, tile) = (self.channels, self.tile);
+        let pixels = d.out_h * d.out_w;
+        let [sh, sw] = self.stride;
+        for_chunks(y, ch * pixels, par, |b, y_rows| {
+            let rows = y_rows.len() / pixels;
+            let w = &packed[b * self.taps * ch..(b + 1) * self.taps * ch];
+            let mut bias_block = [0.0f32; CHANNELS_MAX];
+            if let Some(bias) = bias {
+                bias_block[..rows].copy_from_slice(&bias[b * ch..b * ch + rows]);
+            }
+            let mut offs = [0usize; PIXELS_MAX];
+            let mut out = [0.0f32; TILE_MAX];
+            for f0 in (0..pixels).step_by(tile) {
+                let valid = tile.min(pixels - f0);
+                // Pixels past the image's last repeat it: computed, never stored.
+                for (p, off) in offs[..tile].iter_mut().enumerate() {
+                    let f = (f0 + p).min(pixels - 1);
+                    *off = (f / d.out_w) * sh * d.xw + (f % d.out_w) * sw;
+                }
+                kern.broadcast(
+                    self.cout,
+                    buf,
+                    &offs[..tile],
+                    [d.cin, d.kh, d.kw],
+                    [d.xs, d.xw],
+                    self.dilation,
+                    w,
+                    bias.map(|_| &bias_block[..ch]),
+                    &mut out[..tile * ch],
+                );
+                for (c, y_row) in y_rows.chunks_exact_mut(pixels).enumerate() {
+                    for (p, v) in y_row[f0..f0 + valid].iter_mut().enumerate() {
+                        *v = out[p * ch + c];
+                    }
+                }
+            }
+        });
+    }
+}

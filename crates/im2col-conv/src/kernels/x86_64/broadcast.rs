@@ -1,0 +1,113 @@
+//! x86-64 broadcast convolution kernel: a tile of output pixels by a block of output channels,
+//! vectorised over the output channels. Each step broadcasts one input value per pixel and
+//! multiplies it by a vector of weights (one per output channel), so neither the row width
+//! nor the stride wastes lanes: the forward kernel for rows that do not tile the vectors.
+
+use super::{Vector, Ymm, Zmm};
+
+/// Tiles of the AVX2 kernel, by weight vectors per tap (output channels / 8): pixels.
+pub(crate) const AVX2_TILES: [(usize, usize); 3] = [(1, 12), (2, 6), (4, 3)];
+/// Tiles of the AVX-512 kernel, by weight vectors per tap (output channels / 16): pixels.
+pub(crate) const AVX512_TILES: [(usize, usize); 3] = [(1, 24), (2, 12), (4, 6)];
+
+/// Geometry of the zero-padded input the kernel reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BcastGeom {
+    /// Input channels, kernel height and width.
+    pub(crate) dims: [usize; 3],
+    /// Padded plane and row strides.
+    pub(crate) xs: usize,
+    pub(crate) xw: usize,
+    /// Dilation: rows and columns between taps.
+    pub(crate) dilation: [usize; 2],
+}
+
+/// `tile[p * C + c] = bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
+/// ki * dh * xw + kj * dw]` for `p < P`, `c < C = COV * LANES`, tap `t = (ci * kh + ki) * kw +
+/// kj`: the sums run over the taps in order, started from the bias (or zero).
+///
+/// # Safety
+/// The CPU has `V`'s features; `x` is readable at every offset above; `w` for `taps * C`
+/// floats; `bias`, unless null, for `C`; `offs` for `P` values and `tile` writable for
+/// `P * C` floats.
+#[inline(always)]
+unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
+    x: *const f32,
+    offs: *const usize,
+    g: BcastGeom,
+    w: *const f32,
+    bias: *const f32,
+    tile: *mut f32,
+) {
+    let [cin, kh, kw] = g.dims;
+    let [dh, dw] = g.dilation;
+    let c_len = COV * V::LANES;
+    // SAFETY: every read and write is at an offset the contract makes valid; the features
+    // are present.
+    unsafe {
+        let at: [*const f32; P] = std::array::from_fn(|p| x.add(*offs.add(p)));
+        let mut acc = [[V::zero(); COV]; P];
+        if !bias.is_null() {
+            let b: [V; COV] = std::array::from_fn(|v| V::load(bias.add(v * V::LANES)));
+            acc.fill(b);
+        }
+        let mut wt = w;
+        for ci in 0..cin {
+            for ki in 0..kh {
+                let row = ci * g.xs + ki * dh * g.xw;
+                for kj in 0..kw {
+                    let off = row + kj * dw;
+                    let wv: [V; COV] = std::array::from_fn(|v| V::load(wt.add(v * V::LANES)));
+                    for (a, &xp) in acc.iter_mut().zip(&at) {
+                        let xv = V::splat(*xp.add(off));
+                        for (av, &wvv) in a.iter_mut().zip(&wv) {
+                            *av = xv.fma(wvv, *av);
+                        }
+                    }
+                    wt = wt.add(c_len);
+                }
+            }
+        }
+        for (p, a) in acc.iter().enumerate() {
+            for (v, &av) in a.iter().enumerate() {
+                av.store(tile.add(p * c_len + v * V::LANES));
+            }
+        }
+    }
+}
+
+/// Dispatches a `(COV, P)` tile of [`AVX2_TILES`] or [`AVX512_TILES`] to its instantiation.
+macro_rules! bcast_entry {
+    ($name:ident, $feature:literal, $vector:ty, $tiles:ident) => {
+        /// The broadcast kernel at this level, for tile `$tiles[which]`.
+        ///
+        /// # Safety
+        /// The CPU has the level's features; the pointers satisfy [`bcast_body`]'s contract
+        /// for that tile; `which < 3`.
+        #[target_feature(enable = $feature)]
+        pub(crate) unsafe fn $name(
+            which: usize,
+            x: *const f32,
+            offs: *const usize,
+            g: BcastGeom,
+            w: *const f32,
+            bias: *const f32,
+            tile: *mut f32,
+        ) {
+            const T0: (usize, usize) = $tiles[0];
+            const T1: (usize, usize) = $tiles[1];
+            const T2: (usize, usize) = $tiles[2];
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                match which {
+                    0 => bcast_body::<$vector, { T0.0 }, { T0.1 }>(x, offs, g, w, bias, tile),
+                    1 => bcast_body::<$vector, { T1.0 }, { T1.1 }>(x, offs, g, w, bias, tile),
+                    _ => bcast_body::<$vector, { T2.0 }, { T2.1 }>(x, offs, g, w, bias, tile),
+                }
+            }
+        }
+    };
+}
+
+bcast_entry!(bcast_avx2, "avx2,fma", Ymm, AVX2_TILES);
+bcast_entry!(bcast_avx512, "avx512f", Zmm, AVX512_TILES);
