@@ -7,6 +7,7 @@
 //! there are enough of them; otherwise they run one after the other, each split across the
 //! threads by output-channel rows, which changes no sum.
 
+use crate::broadcast_weight::BroadcastGrad;
 use crate::direct::Padded;
 use crate::gemm::{Backend, Beta, MatMut, MatRef, PackedA, gemm_sized};
 use crate::im2col::Taps;
@@ -47,9 +48,17 @@ pub fn conv2d_backward_weight(
     }
     let plan = Plan::new(shape);
     let per = Plan::weight_block_images(shape.n);
-    let direct = (Backend::selected() == Backend::Packed
-        && Padded::applies_weight_grad(shape, &plan))
-    .then(|| Padded::new(shape));
+    let packed = Backend::selected() == Backend::Packed;
+    if packed && !Padded::applies_weight_grad(shape, &plan) && BroadcastGrad::applies(shape, &plan)
+    {
+        let bg = BroadcastGrad::new(shape, &plan);
+        broadcast(&bg, &plan, per, input, grad_output, grad_weight, ws);
+        if let Some(gb) = grad_bias {
+            bias_grad(&plan, grad_output, gb);
+        }
+        return;
+    }
+    let direct = (packed && Padded::applies_weight_grad(shape, &plan)).then(|| Padded::new(shape));
     let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
     let bwd = BackwardWeight {
         plan,
@@ -95,6 +104,66 @@ pub fn conv2d_backward_weight(
     }
     if let Some(gb) = grad_bias {
         bias_grad(&plan, grad_output, gb);
+    }
+}
+
+/// The weight gradient on the broadcast kernel, with the batch cut and reduced as on the GEMM
+/// path: blocks of `per` images, each summed from zero, added in block order.
+fn broadcast(
+    bg: &BroadcastGrad,
+    plan: &Plan,
+    per: usize,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    let kern = plan.kernel;
+    let blocks = input.len().div_ceil(per * plan.in_img);
+    let len = bg.grad_len();
+    let threads = rayon::current_num_threads();
+    let x_blocks = input.par_chunks(per * plan.in_img);
+    let dy_blocks = grad_output.par_chunks(per * plan.out_img);
+    if threads > 1 && blocks > 1 && enough_tasks(blocks, threads) {
+        let slots = ws.slots(blocks, bg.buf_len(), len);
+        slots
+            .par_iter_mut()
+            .zip(x_blocks)
+            .zip(dy_blocks)
+            .for_each(|((slot, x), dy)| {
+                bg.block(
+                    kern,
+                    x,
+                    dy,
+                    &mut slot.partial[..len],
+                    &mut slot.col,
+                    Par::Seq,
+                );
+            });
+        let (first, rest) = slots.split_first_mut().expect("at least two blocks");
+        for slot in rest {
+            add_into(&mut first.partial[..len], &slot.partial[..len]);
+        }
+        bg.unpack(&first.partial[..len], grad_weight);
+    } else {
+        let par = if threads > 1 {
+            Par::Split(threads)
+        } else {
+            Par::Seq
+        };
+        let slot = &mut ws.slots(1, bg.buf_len(), 2 * len)[0];
+        let (acc, part) = slot.partial[..2 * len].split_at_mut(len);
+        let x_blocks = input.chunks(per * plan.in_img);
+        let dy_blocks = grad_output.chunks(per * plan.out_img);
+        for (b, (x, dy)) in x_blocks.zip(dy_blocks).enumerate() {
+            if b == 0 {
+                bg.block(kern, x, dy, acc, &mut slot.col, par);
+            } else {
+                bg.block(kern, x, dy, part, &mut slot.col, par);
+                add_into(acc, part);
+            }
+        }
+        bg.unpack(acc, grad_weight);
     }
 }
 

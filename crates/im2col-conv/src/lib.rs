@@ -80,6 +80,7 @@
 mod backward_data;
 mod backward_weight;
 mod broadcast;
+mod broadcast_weight;
 mod direct;
 mod error;
 mod forward;

@@ -215,6 +215,10 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // Few input channels and wide rows: the direct kernel, whole images and split images.
         shape([3, 3, 9, 20], [10, 3, 3, 3], pad),
         shape([1, 2, 6, 17], [12, 2, 3, 3], pad),
+        // Deep layers with narrow or strided rows: the broadcast kernels, with batch blocks
+        // reduced in parallel and (70 channels) two channel blocks.
+        shape([8, 12, 10, 10], [20, 12, 3, 3], pad),
+        shape([6, 10, 14, 14], [70, 10, 3, 3], pad.with_stride(2)),
     ]
 }
 
@@ -362,7 +366,7 @@ fn one_workspace_serves_shapes_in_any_order() {
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
     for round in 0..2 {
-        for i in [5, 0, 3, 1, 4, 2, 6, 7]
+        for i in [5, 0, 3, 1, 9, 4, 2, 6, 8, 7]
             .into_iter()
             .rev()
             .chain([0, 5, 2, 7])

@@ -95,9 +95,9 @@ proptest! {
     }
 
     /// Deep layers (at least 81 multiply-adds per output) of any stride, padding, dilation and
-    /// row width, with 1 to 70 output channels: the broadcast kernel's forward pass in every
-    /// tile shape and with ragged channel blocks and pixel tiles (and its rotated
-    /// backward-data from 16 input channels).
+    /// row width, with 1 to 70 output channels: the broadcast kernels' forward pass and weight
+    /// gradient in every tile shape, with ragged channel blocks, pixel tiles and tap tiles
+    /// (and the rotated backward-data from 16 input channels).
     #[test]
     fn broadcast_kernel_matches_f64_reference(
         shape in shapes(1..=2, 1..=1, 9..=17, 1..=9, 3..=4),

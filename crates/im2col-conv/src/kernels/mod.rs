@@ -527,6 +527,84 @@ impl Kernel {
         }
     }
 
+    /// One image's contribution to a weight-gradient tile of the broadcast kernel:
+    /// `tile[i * C + c] += sum over output pixels (oh, ow), in order, of
+    /// dyt[(oh * out_w + ow) * dyt_stride + c] * x[oh * sh * xw + ow * sw + taps[i]]`, for the
+    /// `(C, T)` =
+    /// [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`. `x` is the zero-padded image
+    /// (row `xw`), `taps` each tap's offset in it, `dyt` the output gradient transposed to
+    /// pixel-major. The sums over pixels stay in registers, one lane per output channel.
+    ///
+    /// # Panics
+    /// At the scalar level, or if a slice is shorter than the geometry needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn broadcast_weight_grad(
+        self,
+        cout: usize,
+        x: &[f32],
+        [out_h, out_w]: [usize; 2],
+        [sh, sw]: [usize; 2],
+        xw: usize,
+        taps: &[usize],
+        dyt: &[f32],
+        dyt_stride: usize,
+        tile: &mut [f32],
+    ) {
+        let (c_len, t_len) = self
+            .broadcast_tile(cout)
+            .expect("broadcast_weight_grad: the scalar level has no broadcast kernel");
+        let pixels = out_h * out_w;
+        let reach = (out_h.max(1) - 1) * sh * xw
+            + (out_w.max(1) - 1) * sw
+            + taps.iter().take(t_len).max().copied().unwrap_or(0);
+        assert!(
+            pixels > 0
+                && taps.len() >= t_len
+                && x.len() > reach
+                && dyt_stride >= c_len
+                && dyt.len() >= (pixels - 1) * dyt_stride + c_len
+                && tile.len() >= t_len * c_len,
+            "broadcast_weight_grad: a {t_len}-tap tile of {c_len} channels over {pixels} pixels \
+             does not fit the slices"
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
+            // input read (`reach`: last pixel plus the largest tap offset), the last pixel's
+            // `C` gradients, the `T` tap offsets and the `T * C` tile floats read and written
+            // (a unique borrow).
+            Isa::Avx2Fma => unsafe {
+                x86_64::wgrad_bcast_avx2(
+                    Self::broadcast_which(c_len / 8),
+                    x.as_ptr(),
+                    [out_h, out_w],
+                    [sh, sw],
+                    xw,
+                    taps.as_ptr(),
+                    dyt.as_ptr(),
+                    dyt_stride,
+                    tile.as_mut_ptr(),
+                )
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::wgrad_bcast_avx512(
+                    Self::broadcast_which(c_len / 16),
+                    x.as_ptr(),
+                    [out_h, out_w],
+                    [sh, sw],
+                    xw,
+                    taps.as_ptr(),
+                    dyt.as_ptr(),
+                    dyt_stride,
+                    tile.as_mut_ptr(),
+                )
+            },
+            _ => unreachable!("broadcast_tile returned Some"),
+        }
+    }
+
     /// Output channels per call that [`Kernel::direct_weight_grad`] computes best in (its
     /// register tile's rows), or `None` at the scalar level.
     pub(crate) fn weight_grad_channels(self) -> Option<usize> {

@@ -13,7 +13,10 @@
 mod broadcast;
 mod direct;
 
-pub(crate) use broadcast::{AVX2_TILES, AVX512_TILES, BcastGeom, bcast_avx2, bcast_avx512};
+pub(crate) use broadcast::{
+    AVX2_TILES, AVX512_TILES, BcastGeom, bcast_avx2, bcast_avx512, wgrad_bcast_avx2,
+    wgrad_bcast_avx512,
+};
 pub(crate) use direct::{
     AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, WgradGeom, direct_avx2,
     direct_avx512, wgrad_avx2, wgrad_avx512,

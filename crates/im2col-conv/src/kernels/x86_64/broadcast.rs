@@ -111,3 +111,100 @@ macro_rules! bcast_entry {
 
 bcast_entry!(bcast_avx2, "avx2,fma", Ymm, AVX2_TILES);
 bcast_entry!(bcast_avx512, "avx512f", Zmm, AVX512_TILES);
+
+/// Weight-gradient tile of the broadcast kernel over one image, vectorised over output
+/// channels: `tile[i * C + c] += sum over output pixels (oh, ow) in order of
+/// dyt[(oh * out_w + ow) * dyt_stride + c] * x[oh * sh * xw + ow * sw + taps[i]]` for `i < T`,
+/// `c < C = COV * LANES`. `x` is the zero-padded image, `taps` each tap's offset in it, `dyt`
+/// the output gradient transposed to pixel-major (`dyt_stride` floats per pixel).
+///
+/// # Safety
+/// The CPU has `V`'s features; `x` is readable at every offset above, `dyt` for `C` floats
+/// at every pixel's row, `taps` for `T` values, and `tile` readable and writable for `T * C`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wgrad_bcast_body<V: Vector, const COV: usize, const T: usize>(
+    x: *const f32,
+    [out_h, out_w]: [usize; 2],
+    [sh, sw]: [usize; 2],
+    xw: usize,
+    taps: *const usize,
+    dyt: *const f32,
+    dyt_stride: usize,
+    tile: *mut f32,
+) {
+    let c_len = COV * V::LANES;
+    // SAFETY: every read and write is at an offset the contract makes valid; the features
+    // are present.
+    unsafe {
+        let tap: [usize; T] = std::array::from_fn(|i| *taps.add(i));
+        let mut acc: [[V; COV]; T] = std::array::from_fn(|i| {
+            std::array::from_fn(|v| V::load(tile.add(i * c_len + v * V::LANES)))
+        });
+        let mut d = dyt;
+        for oh in 0..out_h {
+            let row = x.add(oh * sh * xw);
+            for ow in 0..out_w {
+                let xp = row.add(ow * sw);
+                let dv: [V; COV] = std::array::from_fn(|v| V::load(d.add(v * V::LANES)));
+                for (a, &off) in acc.iter_mut().zip(&tap) {
+                    let xv = V::splat(*xp.add(off));
+                    for (av, &dvv) in a.iter_mut().zip(&dv) {
+                        *av = xv.fma(dvv, *av);
+                    }
+                }
+                d = d.add(dyt_stride);
+            }
+        }
+        for (i, a) in acc.iter().enumerate() {
+            for (v, &av) in a.iter().enumerate() {
+                av.store(tile.add(i * c_len + v * V::LANES));
+            }
+        }
+    }
+}
+
+/// Dispatches a `(COV, T)` tile of [`AVX2_TILES`] or [`AVX512_TILES`] to its instantiation.
+macro_rules! wgrad_bcast_entry {
+    ($name:ident, $feature:literal, $vector:ty, $tiles:ident) => {
+        /// The broadcast weight-gradient kernel at this level, for tile `$tiles[which]`.
+        ///
+        /// # Safety
+        /// The CPU has the level's features; the pointers satisfy [`wgrad_bcast_body`]'s
+        /// contract for that tile; `which < 3`.
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name(
+            which: usize,
+            x: *const f32,
+            out: [usize; 2],
+            stride: [usize; 2],
+            xw: usize,
+            taps: *const usize,
+            dyt: *const f32,
+            dyt_stride: usize,
+            tile: *mut f32,
+        ) {
+            const T0: (usize, usize) = $tiles[0];
+            const T1: (usize, usize) = $tiles[1];
+            const T2: (usize, usize) = $tiles[2];
+            // SAFETY: forwarded from this function's contract.
+            unsafe {
+                match which {
+                    0 => wgrad_bcast_body::<$vector, { T0.0 }, { T0.1 }>(
+                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                    ),
+                    1 => wgrad_bcast_body::<$vector, { T1.0 }, { T1.1 }>(
+                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                    ),
+                    _ => wgrad_bcast_body::<$vector, { T2.0 }, { T2.1 }>(
+                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                    ),
+                }
+            }
+        }
+    };
+}
+
+wgrad_bcast_entry!(wgrad_bcast_avx2, "avx2,fma", Ymm, AVX2_TILES);
+wgrad_bcast_entry!(wgrad_bcast_avx512, "avx512f", Zmm, AVX512_TILES);

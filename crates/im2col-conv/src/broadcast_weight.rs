@@ -1,0 +1,161 @@
+//! Backward-weight on the broadcast kernel: per image, the zero-padded input and the output
+//! gradient transposed to pixel-major; each tile of taps x output channels sums the image's
+//! pixels in registers (one lane per output channel, so no sums across lanes) into a
+//! tap-major gradient, unpacked into the OIHW weight gradient once per call.
+//!
+//! Against GEMM with `k` = pixels, there is no im2col matrix and no transposing pack of both
+//! operands per tile: only the output gradient is transposed, once per image, and each of its
+//! values then serves every tap.
+
+use crate::Conv2dShape;
+use crate::direct::Padded;
+use crate::kernels::Kernel;
+use crate::plan::{Par, Plan, for_chunks};
+
+/// Fewest taps (`cin * kh * kw`) for the broadcast kernel (see [`BroadcastGrad::applies`]).
+const MIN_DEPTH: usize = 76;
+/// Most taps of any level's tile.
+const TAPS_MAX: usize = 24;
+
+/// A backward-weight convolution on the broadcast kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BroadcastGrad {
+    padded: Padded,
+    /// Floats of one input image.
+    in_img: usize,
+    cout: usize,
+    /// Output channels and taps of one kernel tile.
+    channels: usize,
+    tile_taps: usize,
+    /// Blocks of `channels` output channels.
+    blocks: usize,
+    /// `cin * kh * kw`, and rounded up to whole tiles.
+    taps: usize,
+    taps_padded: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl BroadcastGrad {
+    /// Whether the broadcast kernel can run this weight gradient: a SIMD level, one group, a
+    /// kernel larger than 1x1 and more than [`MIN_DEPTH`] taps. (Layers whose rows fill the
+    /// vectors keep the direct kernel, which the caller tries first.) Measured at one thread
+    /// against GEMM: `lenet.c2` 1.5x, `mnist.c2` 1.15x, stride-2 layers 1.4-2.3x, `resnet20`'s
+    /// 16x16 and 8x8 layers 1.1-1.3x; shallower layers (`cifar.stem`, `mnist.c1`) lose 2-3x,
+    /// as each image's pass over few taps cannot amortise the tile's loads and stores.
+    pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        p.kernel.broadcast_tile(s.cout).is_some()
+            && s.params.groups == 1
+            && !p.pointwise
+            && p.k_all >= MIN_DEPTH
+    }
+
+    /// The geometry of `s` (which [`BroadcastGrad::applies`] to).
+    pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
+        let (channels, tile_taps) = p
+            .kernel
+            .broadcast_tile(s.cout)
+            .expect("broadcast path needs a SIMD level");
+        debug_assert!(tile_taps <= TAPS_MAX);
+        Self {
+            padded: Padded::new(s),
+            in_img: s.cin * s.h * s.w,
+            cout: s.cout,
+            channels,
+            tile_taps,
+            blocks: s.cout.div_ceil(channels),
+            taps: p.k_all,
+            taps_padded: p.k_all.next_multiple_of(tile_taps),
+            stride: s.params.stride,
+            dilation: s.params.dilation,
+        }
+    }
+
+    /// Output channels rounded up to whole blocks: the transposed gradient's row length.
+    fn channels_padded(&self) -> usize {
+        self.blocks * self.channels
+    }
+
+    /// Floats of one task's scratch: a padded image and its transposed output gradient.
+    pub(crate) fn buf_len(&self) -> usize {
+        let d = &self.padded;
+        d.buf_len(1) + d.out_h * d.out_w * self.channels_padded()
+    }
+
+    /// Floats of a tap-major gradient: block `b`, tap `t`, channel `c` at
+    /// `(b * taps_padded + t) * channels + c`.
+    pub(crate) fn grad_len(&self) -> usize {
+        self.blocks * self.taps_padded * self.channels
+    }
+
+    /// The tap-major gradient of the images `x` (`[images, cin, h, w]`) and `dy`
+    /// (`[images, cout, out_h, out_w]`) into `grad` (overwritten), image after image; blocks
+    /// of output channels split across threads in `Split` mode (no sum changes order).
+    pub(crate) fn block(
+        &self,
+        kern: Kernel,
+        x: &[f32],
+        dy: &[f32],
+        grad: &mut [f32],
+        buf: &mut [f32],
+        par: Par,
+    ) {
+        let d = &self.padded;
+        let pixels = d.out_h * d.out_w;
+        let cp = self.channels_padded();
+        let (xbuf, dyt) = buf[..self.buf_len()].split_at_mut(d.buf_len(1));
+        grad.fill(0.0);
+        for (x_img, dy_img) in x.chunks(self.in_img).zip(dy.chunks(self.cout * pixels)) {
+            d.pad(x_img, xbuf);
+            // Pixel-major, padded with zero channels up to whole blocks.
+            for (p, row) in dyt.chunks_exact_mut(cp).enumerate() {
+                for (co, v) in row[..self.cout].iter_mut().enumerate() {
+                    *v = dy_img[co * pixels + p];
+                }
+                row[self.cout..].fill(0.0);
+            }
+            let (xbuf, dyt): (&[f32], &[f32]) = (xbuf, dyt);
+            let (ch, tt) = (self.channels, self.tile_taps);
+            for_chunks(grad, self.taps_padded * ch, par, |b, grad_b| {
+                let mut offs = [0usize; TAPS_MAX];
+                for t0 in (0..self.taps).step_by(tt) {
+                    // Taps past the last repeat it: their sums land in the padding rows.
+                    for (i, off) in offs[..tt].iter_mut().enumerate() {
+                        *off = self.tap_offset((t0 + i).min(self.taps - 1));
+                    }
+                    kern.broadcast_weight_grad(
+                        self.cout,
+                        xbuf,
+                        [d.out_h, d.out_w],
+                        self.stride,
+                        d.xw,
+                        &offs[..tt],
+                        &dyt[b * ch..],
+                        cp,
+                        &mut grad_b[t0 * ch..(t0 + tt) * ch],
+                    );
+                }
+            });
+        }
+    }
+
+    /// Offset in the padded image of tap `t = (ci * kh + ki) * kw + kj`.
+    fn tap_offset(&self, t: usize) -> usize {
+        let d = &self.padded;
+        let [dh, dw] = self.dilation;
+        let (ci, k) = (t / (d.kh * d.kw), t % (d.kh * d.kw));
+        ci * d.xs + (k / d.kw) * dh * d.xw + (k % d.kw) * dw
+    }
+
+    /// The OIHW weight gradient from a tap-major one.
+    pub(crate) fn unpack(&self, grad: &[f32], grad_weight: &mut [f32]) {
+        let ch = self.channels;
+        for (co, row) in grad_weight.chunks_exact_mut(self.taps).enumerate() {
+            let (b, c) = (co / ch, co % ch);
+            let block = &grad[b * self.taps_padded * ch..];
+            for (t, v) in row.iter_mut().enumerate() {
+                *v = block[t * ch + c];
+            }
+        }
+    }
+}
