@@ -74,7 +74,7 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     let mut graph = Graph::inference();
     let stats = trainer::evaluate(loaded.model.as_ref(), &mut graph, &loader)?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({
                 "loss": stats.loss,
@@ -84,7 +84,7 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
             })
         );
     } else {
-        println!(
+        outln!(
             "{}: {} images, loss {:.4}, accuracy {:.2}% ({:.1} s)",
             args.weights.display(),
             stats.images,

@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[macro_use]
+mod stdout;
 mod atomic;
 mod checkpoint;
 mod data;

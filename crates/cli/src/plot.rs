@@ -251,7 +251,7 @@ pub fn run(args: &PlotArgs) -> Result<ExitCode> {
     let svg = render(&runs)?;
     atomic::write(&args.out, svg.as_bytes())?;
     let epochs: usize = runs.iter().map(|r| r.epochs.len()).sum();
-    println!(
+    outln!(
         "{} runs, {epochs} epochs -> {}",
         runs.len(),
         args.out.display()

@@ -69,7 +69,7 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode> {
         let probs: &Tensor = graph.value(probs);
         let mut ranked: Vec<(usize, f32)> = probs.data().iter().copied().enumerate().collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        println!("{} ({} input):", path.display(), datasets::dims(&shape));
+        outln!("{} ({} input):", path.display(), datasets::dims(&shape));
         for (class, p) in ranked.iter().take(args.top) {
             let name = loaded
                 .meta
@@ -77,7 +77,7 @@ pub fn run(args: &PredictArgs) -> Result<ExitCode> {
                 .as_ref()
                 .and_then(|c| c.get(*class).cloned())
                 .unwrap_or_else(|| class.to_string());
-            println!("  {name:>12}  {:6.2}%", 100.0 * p);
+            outln!("  {name:>12}  {:6.2}%", 100.0 * p);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -244,35 +244,35 @@ fn compare_dense(args: &SummaryArgs, text: &str) -> Result<ExitCode> {
             },
             "ratio": ratio,
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     let g = |v: u64| grouped(v);
-    println!(
+    outln!(
         "fully connected first layer: {} neurons on a {} input",
         g(hidden as u64),
         dims(&shape)
     );
-    println!(
+    outln!(
         "  weights  {c} x {h} x {w} inputs x {} neurons = {}",
         g(hidden as u64),
         g(dense_weights)
     );
-    println!("  biases   {}", g(hidden as u64));
-    println!("  total    {} parameters", g(dense_params));
-    println!(
+    outln!("  biases   {}", g(hidden as u64));
+    outln!("  total    {} parameters", g(dense_params));
+    outln!(
         "  MACs     {} (every neuron sees all {} input values)",
         g(dense_weights),
         g(inputs)
     );
-    println!(
+    outln!(
         "convolutional first layer: {}'s {} ({} filters of {}) on the same {c} channels",
         s.model,
         conv.name,
         conv.filters,
         dims(&conv.kernel)
     );
-    println!(
+    outln!(
         "  weights  {} filters x {} x {} x {} = {}",
         conv.filters,
         c / conv.groups,
@@ -280,18 +280,18 @@ fn compare_dense(args: &SummaryArgs, text: &str) -> Result<ExitCode> {
         conv.kernel[1],
         g(conv_weights)
     );
-    println!("  biases   {}", g(conv_biases));
-    println!(
+    outln!("  biases   {}", g(conv_biases));
+    outln!(
         "  total    {} parameters, shared by every position: the same for any image size",
         g(conv_params)
     );
-    println!(
+    outln!(
         "  output   {}x{oh}x{ow} = {} values, {} MACs",
         conv.filters,
         g(conv_outputs),
         g(conv_macs)
     );
-    println!(
+    outln!(
         "the fully connected layer has {}x the parameters of the convolution",
         g(ratio.round() as u64)
     );
@@ -316,9 +316,9 @@ pub fn run(args: &SummaryArgs) -> Result<ExitCode> {
         .with_context(|| format!("model `{}` on a {} input", model.kind(), dims(&input)))?
         .with_batch_size(args.batch);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&to_json(&s))?);
+        outln!("{}", serde_json::to_string_pretty(&to_json(&s))?);
     } else {
-        println!("{s}");
+        outln!("{s}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -350,7 +350,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     meta.normalize_std = Some(normalize.std.clone());
     meta.classes = train_loader.dataset().class_names().map(<[String]>::to_vec);
 
-    println!(
+    outln!(
         "training {} ({} parameters) on {} ({} train / {} test images) for {} epochs, {} threads -> {}",
         args.model,
         model.num_parameters(),
@@ -364,7 +364,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let mut graph = Graph::new();
     let mut eval_graph = Graph::inference();
     if start.epoch > 0 || start.batch > 0 {
-        println!(
+        outln!(
             "resuming at epoch {}, batch {} (step {})",
             start.epoch + 1,
             start.batch,
@@ -423,7 +423,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
         atomic::write(&out.join("metrics.jsonl"), metrics.as_bytes())?;
         crate::plot::write_curves(&out)?;
         models::save(model.as_ref(), &meta, out.join("model.safetensors"))?;
-        println!(
+        outln!(
             "{label}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.0} img/s | {:.1} s",
             train.loss,
             100.0 * train.accuracy,
@@ -436,7 +436,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
             best = test;
         }
     }
-    println!(
+    outln!(
         "best test accuracy {:.2}%; model written to {}",
         100.0 * best.accuracy,
         out.join("model.safetensors").display()

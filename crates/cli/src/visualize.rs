@@ -163,7 +163,7 @@ fn filters(args: &FiltersArgs) -> Result<ExitCode> {
             "a row per filter, a column per input channel ({i}); red positive, blue negative"
         ),
     };
-    println!(
+    outln!(
         "{name} of {}: {o} filters of {i}x{kh}x{kw}, {layout}, x{scale} -> {} ({}x{})",
         model.kind(),
         args.out.display(),
@@ -197,7 +197,7 @@ fn activations(args: &ActivationsArgs) -> Result<ExitCode> {
     let first = args.out_dir.join("00-input.png");
     let scale = picture::scale_for(h.max(w), 56);
     picture::save_png(&picture::grid(&[input_tile], 1, scale), &first)?;
-    println!("{}  input {}", first.display(), datasets::dims(&shape));
+    outln!("{}  input {}", first.display(), datasets::dims(&shape));
 
     let mut g = Graph::inference();
     let x = g.input(input);
@@ -227,7 +227,7 @@ fn activations(args: &ActivationsArgs) -> Result<ExitCode> {
         );
         let path = args.out_dir.join(format!("{:02}-{name}.png", n + 1));
         picture::save_png(&img, &path)?;
-        println!("{}  {kind} {mc}x{mh}x{mw}", path.display());
+        outln!("{}  {kind} {mc}x{mh}x{mw}", path.display());
     }
     let probs = g.softmax(y)?;
     let probs = g.value(probs).data();
@@ -243,7 +243,7 @@ fn activations(args: &ActivationsArgs) -> Result<ExitCode> {
             .as_ref()
             .and_then(|c| c.get(class).cloned())
             .unwrap_or_else(|| class.to_string());
-        println!("prediction: {label} ({:.1}%)", 100.0 * p);
+        outln!("prediction: {label} ({:.1}%)", 100.0 * p);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -266,7 +266,7 @@ fn receptive_field(args: &ReceptiveFieldArgs) -> Result<ExitCode> {
         f.first[0] + f.size[0] as i64 - 1,
         f.first[1] + f.size[1] as i64 - 1,
     ];
-    println!(
+    outln!(
         "{} ({}) of {} on a {} input: receptive field {}, jump {}",
         row.name,
         row.kind,
@@ -275,7 +275,7 @@ fn receptive_field(args: &ReceptiveFieldArgs) -> Result<ExitCode> {
         side(row.receptive_field),
         side(row.jump)
     );
-    println!(
+    outln!(
         "unit ({}, {}) of its {}x{} map sees input rows {}..={}, columns {}..={}{}",
         f.unit[0],
         f.unit[1],
@@ -291,7 +291,7 @@ fn receptive_field(args: &ReceptiveFieldArgs) -> Result<ExitCode> {
             ""
         }
     );
-    println!(
+    outln!(
         "-> {} ({}x{}, {scale} pixels per input pixel)",
         args.out.display(),
         img.width(),

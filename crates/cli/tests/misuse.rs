@@ -298,3 +298,29 @@ fn truncated_data_files_are_named() {
         &["train-images-idx3-ubyte.gz"],
     );
 }
+
+/// A reader that goes away (`ganglion summary | head -0`) ends the command quietly with
+/// success, as Unix tools do, instead of a panic about a broken pipe.
+#[test]
+fn a_closed_standard_output_ends_quietly() {
+    for args in [
+        &["summary", "--model", "resnet20"][..],
+        &["selftest", "--help"][..],
+    ] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ganglion"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ganglion starts");
+        // Close the reading end before the command writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("ganglion ends");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("panicked"),
+            "{args:?}: {:?}, stderr: {stderr}",
+            out.status
+        );
+    }
+}

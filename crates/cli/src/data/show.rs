@@ -150,7 +150,7 @@ pub fn run(args: &ShowArgs) -> Result<ExitCode> {
     let aug = args.augment.then_some((&augment, args.source.seed));
     let img = render(&data, &picks, aug)?;
     picture::save_png(&img, &args.out)?;
-    println!(
+    outln!(
         "wrote {} {} samples of {} ({} classes{}) to {} ({}x{} pixels)",
         picks.len(),
         kind.name(),

@@ -41,7 +41,7 @@ pub fn run(args: &StatsArgs) -> Result<ExitCode> {
         "dir": args.source.dir,
     });
     let text = serde_json::to_string_pretty(&json)? + "\n";
-    print!("{text}");
+    out!("{text}");
     if let Some(path) = &args.out {
         atomic::write(path, text.as_bytes())?;
     }

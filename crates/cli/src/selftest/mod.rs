@@ -89,8 +89,8 @@ const RUNNERS: &[(&str, Runner)] = &[
 pub fn run(args: &SelftestArgs) -> Result<ExitCode> {
     let dir = args.vectors.clone().unwrap_or_else(default_dir);
     let files = case_files(&dir)?;
-    println!("cpu: {}, isa: {}", cpu_model(), ganglion::conv::isa_name());
-    println!("vectors: {} ({} files)", dir.display(), files.len());
+    outln!("cpu: {}, isa: {}", cpu_model(), ganglion::conv::isa_name());
+    outln!("vectors: {} ({} files)", dir.display(), files.len());
 
     let (mut passed, mut failed) = (0usize, 0usize);
     let mut skipped_ops = BTreeSet::new();
@@ -111,7 +111,7 @@ pub fn run(args: &SelftestArgs) -> Result<ExitCode> {
                 },
             ),
         };
-        println!("{}", case_line(&name, &op, &outcome));
+        outln!("{}", case_line(&name, &op, &outcome));
         match outcome {
             Outcome::Passed(_) => passed += 1,
             Outcome::Failed { .. } => failed += 1,
@@ -123,12 +123,12 @@ pub fn run(args: &SelftestArgs) -> Result<ExitCode> {
     }
     if skipped > 0 {
         let ops: Vec<&str> = skipped_ops.iter().map(String::as_str).collect();
-        println!(
+        outln!(
             "{skipped} skipped (ops not implemented: {})",
             ops.join(", ")
         );
     }
-    println!("{passed} passed, {failed} failed");
+    outln!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
