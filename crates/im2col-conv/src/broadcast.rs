@@ -141,11 +141,8 @@ impl Broadcast {
                     bias.map(|_| &bias_block[..ch]),
                     &mut out[..tile * ch],
                 );
-                for (c, y_row) in y_rows.chunks_exact_mut(pixels).enumerate() {
-                    for (p, v) in y_row[f0..f0 + valid].iter_mut().enumerate() {
-                        *v = out[p * ch + c];
-                    }
-                }
+                // Pixel-major tile to channel-major rows.
+                kern.transpose(&out, ch, valid, rows, &mut y_rows[f0..], pixels);
             }
         });
     }

@@ -108,11 +108,11 @@ impl BroadcastGrad {
         for (x_img, dy_img) in x.chunks(self.in_img).zip(dy.chunks(self.cout * pixels)) {
             d.pad(x_img, xbuf);
             // Pixel-major, padded with zero channels up to whole blocks.
-            for (p, row) in dyt.chunks_exact_mut(cp).enumerate() {
-                for (co, v) in row[..self.cout].iter_mut().enumerate() {
-                    *v = dy_img[co * pixels + p];
+            kern.transpose(dy_img, pixels, self.cout, pixels, dyt, cp);
+            if cp > self.cout {
+                for row in dyt.chunks_exact_mut(cp) {
+                    row[self.cout..].fill(0.0);
                 }
-                row[self.cout..].fill(0.0);
             }
             let (xbuf, dyt): (&[f32], &[f32]) = (xbuf, dyt);
             let (ch, tt) = (self.channels, self.tile_taps);
