@@ -77,6 +77,23 @@ pub enum AutogradError {
         /// Number of nodes in the graph.
         len: usize,
     },
+    /// A node's value was read after an in-place op ([`crate::Graph::relu_inplace`],
+    /// [`crate::Graph::add_inplace`]) overwrote it.
+    #[error(
+        "{op}: the value of node #{index} ({made_by}) was overwritten in place by node #{by} ({by_op}); read it before that op, or use the out-of-place op"
+    )]
+    Overwritten {
+        /// The op (or accessor) that tried to read it.
+        op: &'static str,
+        /// The overwritten node's index.
+        index: usize,
+        /// The op that made the overwritten node.
+        made_by: &'static str,
+        /// The index of the node that overwrote it.
+        by: usize,
+        /// The in-place op that overwrote it.
+        by_op: &'static str,
+    },
     /// `backward` was called on something that is not a single number.
     #[error("backward: the loss must have exactly one element but has shape {shape:?}")]
     NonScalarLoss {

@@ -31,13 +31,70 @@ impl Var {
     }
 }
 
+/// Where a node's value lives.
+#[derive(Debug)]
+enum Slot {
+    /// The node owns its value.
+    Live(Tensor),
+    /// An in-place op moved the buffer to node `by` (same shape) and overwrote it.
+    Overwritten { by: u32 },
+}
+
 /// One entry of the tape: a value, how it was made, and whether any gradient flows to it.
 #[derive(Debug)]
 pub(crate) struct Node {
-    pub(crate) value: Tensor,
+    slot: Slot,
     pub(crate) op: Op,
     /// Whether some leaf that wants a gradient (a trainable param or a variable) lies upstream.
     pub(crate) requires_grad: bool,
+    /// Whether a recorded backward rule reads this node's value: an in-place op must then
+    /// leave it alone.
+    saved: bool,
+}
+
+impl Node {
+    fn new(value: Tensor, op: Op, requires_grad: bool) -> Self {
+        Self {
+            slot: Slot::Live(value),
+            op,
+            requires_grad,
+            saved: false,
+        }
+    }
+
+    /// The node's value.
+    ///
+    /// # Panics
+    /// If an in-place op overwrote it. Ops check their operands with [`Graph::operand`] and
+    /// in-place ops never take a value a backward rule reads, so this is an internal
+    /// invariant, not a condition user code can meet.
+    pub(crate) fn value(&self) -> &Tensor {
+        match &self.slot {
+            Slot::Live(t) => t,
+            Slot::Overwritten { by } => {
+                panic!("graph: read a value that node #{by} overwrote in place")
+            }
+        }
+    }
+
+    /// The node that overwrote this one's value in place, if any.
+    fn overwritten_by(&self) -> Option<usize> {
+        match self.slot {
+            Slot::Live(_) => None,
+            Slot::Overwritten { by } => Some(by as usize),
+        }
+    }
+}
+
+/// The shape of node `i`'s value, also after an in-place op took it over: in-place ops keep
+/// the shape, so the node that now holds the buffer has it.
+pub(crate) fn shape_of(nodes: &[Node], mut i: usize) -> &[usize] {
+    loop {
+        match &nodes[i].slot {
+            Slot::Live(t) => return t.shape(),
+            Slot::Overwritten { by } => i = *by as usize,
+        }
+    }
 }
 
 /// Whether a graph records backward information.
@@ -47,7 +104,7 @@ enum Mode {
     Inference,
 }
 
-/// The tape: nodes in creation order, their gradients after [`Graph::backward`], a pool of
+/// The tape: nodes in creation order, the gradients [`Graph::backward`] keeps, a pool of
 /// recycled buffers and the kernels' scratch space.
 ///
 /// Differentiable ops are methods (`conv2d`, `linear`, `relu`, ...) that append a node and
@@ -63,6 +120,9 @@ pub struct Graph {
     pub(crate) rng: Rng,
     mode: Mode,
     epoch: u32,
+    /// Whether backward keeps the gradients of intermediate nodes (see
+    /// [`Graph::set_retain_grads`]).
+    retain_grads: bool,
 }
 
 impl Default for Graph {
@@ -82,6 +142,7 @@ impl Graph {
             rng: Rng::seed_from(0),
             mode,
             epoch: next_epoch(),
+            retain_grads: false,
         }
     }
 
@@ -107,13 +168,30 @@ impl Graph {
     /// workspaces and the random generator's state. Vars recorded before are invalid after.
     pub fn reset(&mut self) {
         for node in self.nodes.drain(..) {
-            self.pool.give(node.value);
+            // An overwritten node's buffer belongs to the node that overwrote it.
+            if let Slot::Live(t) = node.slot {
+                self.pool.give(t);
+            }
             node.op.recycle(&mut self.pool);
         }
         for g in self.grads.drain(..).flatten() {
             self.pool.give(g);
         }
         self.epoch = next_epoch();
+    }
+
+    /// Whether [`Graph::backward`] keeps the gradient of every node it reaches (`true`) or,
+    /// as by default and as PyTorch does, only those of leaves ([`Graph::variable`],
+    /// [`Graph::param`]), giving each intermediate node's gradient back to the pool as soon
+    /// as its backward rule has used it. Keeping them all costs as much memory again as the
+    /// values; turn it on to inspect intermediate gradients. Stays set across resets.
+    pub fn set_retain_grads(&mut self, on: bool) {
+        self.retain_grads = on;
+    }
+
+    /// Whether intermediate gradients are kept (see [`Graph::set_retain_grads`]).
+    pub fn retains_grads(&self) -> bool {
+        self.retain_grads
     }
 
     /// Seeds the graph's random generator (used by dropout).
@@ -146,6 +224,12 @@ impl Graph {
     /// Number of free buffers waiting in the pool.
     pub fn pooled_buffers(&self) -> usize {
         self.pool.free_buffers()
+    }
+
+    /// `f32` elements held by the free pooled buffers (after [`Graph::reset`], all the
+    /// tensor storage the graph keeps for the next step).
+    pub fn pooled_floats(&self) -> usize {
+        self.pool.free_floats()
     }
 
     /// Frees the pooled buffers (after a change of batch size, for instance); nodes recorded
@@ -208,32 +292,81 @@ impl Graph {
     /// The value of a node.
     ///
     /// # Panics
-    /// Panics if `v` does not belong to this graph or was recorded before the last reset.
+    /// Panics if `v` does not belong to this graph, was recorded before the last reset, or
+    /// was overwritten by an in-place op (the message names the node and the op);
+    /// [`Graph::try_value`] returns these as errors.
     pub fn value(&self, v: Var) -> &Tensor {
-        match self.index("value", v) {
-            Ok(i) => &self.nodes[i].value,
+        match self.try_value(v) {
+            Ok(t) => t,
             Err(e) => panic!("{e}"),
         }
     }
 
-    /// The shape of a node's value.
+    /// The value of a node, or why it cannot be read.
+    ///
+    /// # Errors
+    /// [`AutogradError::UnknownVar`] for a var of another graph or from before the last
+    /// reset; [`AutogradError::Overwritten`] naming the node and the in-place op that
+    /// overwrote it.
+    pub fn try_value(&self, v: Var) -> Result<&Tensor, AutogradError> {
+        let i = self.operand("value", v)?;
+        Ok(self.nodes[i].value())
+    }
+
+    /// Whether an in-place op ([`Graph::relu_inplace`], [`Graph::add_inplace`]) overwrote
+    /// the node's value.
     ///
     /// # Panics
-    /// As [`Graph::value`].
+    /// As [`Graph::shape`].
+    pub fn is_overwritten(&self, v: Var) -> bool {
+        match self.index("is_overwritten", v) {
+            Ok(i) => self.nodes[i].overwritten_by().is_some(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The shape of a node's value (known also after an in-place op overwrote it).
+    ///
+    /// # Panics
+    /// Panics if `v` does not belong to this graph or was recorded before the last reset.
     pub fn shape(&self, v: Var) -> &[usize] {
-        self.value(v).shape()
+        match self.index("shape", v) {
+            Ok(i) => shape_of(&self.nodes, i),
+            Err(e) => panic!("{e}"),
+        }
     }
 
     /// The gradient of the last [`Graph::backward`]'s loss with respect to a node: `None` if
     /// backward has not run since the node was recorded, or did not reach it (a constant, or a
     /// node the loss does not depend on).
     ///
+    /// Gradients of leaves ([`Graph::variable`], [`Graph::param`]) are kept until the next
+    /// backward or reset. Those of intermediate nodes (op results, the loss included) are
+    /// released during backward, as in PyTorch, and read `None` here unless
+    /// [`Graph::set_retain_grads`] asked to keep them.
+    ///
     /// # Panics
-    /// As [`Graph::value`].
+    /// As [`Graph::shape`].
     pub fn grad(&self, v: Var) -> Option<&Tensor> {
         match self.index("grad", v) {
             Ok(i) => self.grads.get(i).and_then(Option::as_ref),
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The tape index of `v` for an op that reads its value: checked to belong to this
+    /// graph's current epoch and not to have been overwritten in place.
+    pub(crate) fn operand(&self, op: &'static str, v: Var) -> Result<usize, AutogradError> {
+        let i = self.index(op, v)?;
+        match self.nodes[i].overwritten_by() {
+            None => Ok(i),
+            Some(by) => Err(AutogradError::Overwritten {
+                op,
+                index: i,
+                made_by: self.nodes[i].op.name(),
+                by,
+                by_op: self.nodes[by].op.name(),
+            }),
         }
     }
 
@@ -252,31 +385,48 @@ impl Graph {
 
     fn push_leaf(&mut self, value: Tensor, op: Op, requires_grad: bool) -> Var {
         let recording = self.is_recording();
-        self.push_node(Node {
-            value,
-            op: if recording { op } else { Op::Input },
-            requires_grad: recording && requires_grad,
-        })
+        let op = if recording { op } else { Op::Input };
+        self.push_node(Node::new(value, op, recording && requires_grad))
     }
 
     /// Appends an op's output. In inference mode the op's saved state goes straight back to
-    /// the pool and only the value is kept.
+    /// the pool and only the value is kept. When the node will be differentiated, the nodes
+    /// whose values its rule reads are marked as saved, so no in-place op overwrites them.
     pub(crate) fn push(&mut self, value: Tensor, op: Op) -> Var {
         if !self.is_recording() {
             op.recycle(&mut self.pool);
-            return self.push_node(Node {
-                value,
-                op: Op::Input,
-                requires_grad: false,
-            });
+            return self.push_node(Node::new(value, Op::Input, false));
         }
         let mut requires_grad = false;
         op.for_each_input(|i| requires_grad |= self.nodes[i].requires_grad);
-        self.push_node(Node {
-            value,
-            op,
-            requires_grad,
-        })
+        let mut node = Node::new(value, op, requires_grad);
+        if requires_grad {
+            let this = self.nodes.len();
+            node.op.for_each_saved(this, |i| {
+                if i == this {
+                    node.saved = true;
+                } else {
+                    self.nodes[i].saved = true;
+                }
+            });
+        }
+        self.push_node(node)
+    }
+
+    /// The buffer of node `i` for an in-place op whose result will be the next node, or
+    /// `None` when a recorded backward rule still needs the value (the op then works out of
+    /// place). Node `i` is marked as overwritten by the next node: the caller must push its
+    /// result right away.
+    pub(crate) fn take_for_inplace(&mut self, i: usize) -> Option<Tensor> {
+        if self.nodes[i].saved {
+            return None;
+        }
+        let by = u32::try_from(self.nodes.len()).expect("graph: more than u32::MAX nodes");
+        match std::mem::replace(&mut self.nodes[i].slot, Slot::Overwritten { by }) {
+            Slot::Live(t) => Some(t),
+            // Operands are checked live before this is called.
+            Slot::Overwritten { .. } => unreachable!("graph: node #{i} was already overwritten"),
+        }
     }
 
     fn push_node(&mut self, node: Node) -> Var {
@@ -301,8 +451,8 @@ impl Graph {
         if !self.is_recording() {
             return Err(AutogradError::InferenceMode);
         }
-        let loss = self.index("backward", loss)?;
-        let loss_shape = self.nodes[loss].value.shape();
+        let loss = self.operand("backward", loss)?;
+        let loss_shape = self.nodes[loss].value().shape();
         if numel(loss_shape) != 1 {
             return Err(AutogradError::NonScalarLoss {
                 shape: loss_shape.to_vec(),
@@ -317,11 +467,13 @@ impl Graph {
         self.grads[loss] = Some(seed);
 
         for i in (0..=loss).rev() {
-            if !self.nodes[i].requires_grad {
+            // A leaf has no rule, and keeps its gradient for `grad()` and the parameter update.
+            if !self.nodes[i].requires_grad || self.nodes[i].op.is_leaf() {
                 continue;
             }
             // Take this node's gradient out while its rule writes into the inputs' slots
-            // (all at smaller indices), then put it back for `grad()`.
+            // (all at smaller indices). Every contribution to it came from nodes after it, so
+            // it is complete and, once the rule has read it, no longer needed.
             let Some(g) = self.grads[i].take() else {
                 continue;
             };
@@ -332,8 +484,14 @@ impl Graph {
                 conv_ws: &mut self.conv_ws,
                 gemm_ws: &mut self.gemm_ws,
             };
-            self.nodes[i].op.backward(&mut ctx, i, &g);
-            self.grads[i] = Some(g);
+            let op = &self.nodes[i].op;
+            if self.retain_grads {
+                op.backward(&mut ctx, i, &g);
+                self.grads[i] = Some(g);
+            } else if let Some(g) = op.backward_reusing(&mut ctx, i, g) {
+                op.backward(&mut ctx, i, &g);
+                self.pool.give(g);
+            }
         }
 
         for (node, g) in self.nodes.iter().zip(&self.grads) {
@@ -363,9 +521,15 @@ pub(crate) struct Backward<'a> {
 }
 
 impl<'a> Backward<'a> {
-    /// The forward value of node `i` (borrowed from the tape, not from `self`).
+    /// The forward value of node `i` (borrowed from the tape, not from `self`): only for the
+    /// nodes its rule lists in `Op::for_each_saved`, which no in-place op overwrites.
     pub(crate) fn value(&self, i: usize) -> &'a Tensor {
-        &self.nodes[i].value
+        self.nodes[i].value()
+    }
+
+    /// The shape of node `i`'s value (also of an overwritten one).
+    pub(crate) fn shape(&self, i: usize) -> &'a [usize] {
+        shape_of(self.nodes, i)
     }
 
     /// Whether node `i` wants a gradient.
@@ -377,7 +541,7 @@ impl<'a> Backward<'a> {
     /// needs no gradient (the rule then skips the work).
     pub(crate) fn out(&mut self, i: usize) -> Option<Tensor> {
         self.needs(i)
-            .then(|| self.pool.take(self.nodes[i].value.shape()))
+            .then(|| self.pool.take(shape_of(self.nodes, i)))
     }
 
     /// Adds a contribution (from [`Backward::out`], fully written) to node `i`'s gradient.

@@ -9,9 +9,17 @@
 //!   ([`Graph::variable`]).
 //! * Every op checks its operands and returns [`AutogradError`] naming the op and the shapes;
 //!   it never panics on user data.
-//! * [`Graph::backward`] takes a one-element loss, fills the gradient of every node that leads
-//!   to a parameter or variable ([`Graph::grad`]) and ADDS each parameter's gradient into its
-//!   [`Param`] (unless it does not `requires_grad`). Losses are rank-0 tensors.
+//! * [`Graph::backward`] takes a one-element loss, computes the gradient of every node that
+//!   leads to a parameter or variable and ADDS each parameter's gradient into its [`Param`]
+//!   (unless it does not `requires_grad`). Losses are rank-0 tensors. [`Graph::grad`] reads
+//!   the gradients of leaves (variables and parameter copies); those of intermediate nodes
+//!   are released as soon as backward has used them, as PyTorch does, unless
+//!   [`Graph::set_retain_grads`] keeps them.
+//! * In-place ops ([`Graph::relu_inplace`], [`Graph::add_inplace`]) write their result over
+//!   their first operand's buffer, as PyTorch's `relu_` and `add_`. Reading the overwritten
+//!   value afterwards, through an op or [`Graph::try_value`], is an
+//!   [`AutogradError::Overwritten`] naming the node; where a recorded backward rule still
+//!   reads that value, the op works out of place instead.
 //! * Gradients match PyTorch's: batch norm in train mode normalises with the biased variance
 //!   and updates running statistics with the unbiased one; cross-entropy takes PyTorch's label
 //!   smoothing; all reductions (losses, bias gradients, batch statistics) run in a fixed order,
@@ -26,6 +34,18 @@
 //! op; each rule sits beside its forward op in `ops/` and states its derivative. Gradient
 //! buffers are allocated when a node is first reached, and nodes that lead to no parameter or
 //! variable are skipped (the first convolution never computes a gradient for the images).
+//! Since every consumer of a node comes after it on the tape, a node's gradient is complete
+//! when the walk reaches it; once its rule has run, the buffer goes back to the pool and the
+//! next gradient of that length reuses it, so backward holds a few gradients at a time
+//! instead of one per node.
+//!
+//! Memory at the end of the forward pass is the values backward needs. Each op declares the
+//! nodes whose values its rule reads (`Op::for_each_saved`: a convolution its input and
+//! weight, batch norm its input, ReLU its output, an addition none); an in-place op may take
+//! over any other buffer. An overwritten node keeps its place on the tape, its shape (that of
+//! the node holding the buffer) and its gradient slot. ResNet's blocks apply this as
+//! torchvision's do (`relu_` after batch norm and after the residual `+=`), which keeps four
+//! activations per block instead of seven.
 //!
 //! Every value, gradient and saved buffer comes from a pool keyed by length.
 //! [`Graph::reset`] gives them all back, so a training loop that builds the same graph each

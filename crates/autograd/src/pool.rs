@@ -3,8 +3,9 @@
 //! A training loop builds the same graph every step, so every buffer it needs has a length it
 //! needed the step before. [`crate::Graph::reset`] hands every node's value, gradient and saved
 //! state back here, and the next step's ops take them out again: once warm, a step allocates no
-//! tensor storage. Whole [`Tensor`]s are kept (not bare `Vec<f32>`) so that their shape vectors
-//! are reused too.
+//! tensor storage. Backward also returns each intermediate gradient as soon as it is used, so
+//! later gradients of the same length reuse it within the step. Whole [`Tensor`]s are kept
+//! (not bare `Vec<f32>`) so that their shape vectors are reused too.
 
 use ganglion_tensor::{Tensor, numel};
 use std::collections::HashMap;
@@ -86,6 +87,11 @@ impl BufferPool {
             + self.u32s.values().map(Vec::len).sum::<usize>()
     }
 
+    /// `f32` elements held by the free tensors.
+    pub(crate) fn free_floats(&self) -> usize {
+        self.f32s.values().flatten().map(Tensor::len).sum()
+    }
+
     /// Drops every free buffer (memory goes back to the allocator).
     pub(crate) fn clear(&mut self) {
         self.f32s.clear();
@@ -142,6 +148,7 @@ mod tests {
         assert_eq!(pool.take_u32(4).len(), 4);
         assert_eq!(pool.misses(), 3);
         assert_eq!(pool.free_buffers(), 2);
+        assert_eq!(pool.free_floats(), 12);
         pool.clear();
         assert_eq!(pool.free_buffers(), 0);
     }

@@ -218,14 +218,19 @@ fn parameters_accumulate_and_respect_requires_grad() -> Result<(), AutogradError
     // A second backward adds again, like a second loss term.
     g.backward(loss)?;
     assert_eq!(w.grad().data(), &[0.0, 4.0, 8.0]);
-    // Constants get no gradient; the loss's own gradient is one.
+    // Constants get no gradient; the loss's own gradient is one, kept only on request.
     let c = g.input(Tensor::ones(&[3]));
     let wc = g.param(&w);
     let y = g.mul(wc, c)?;
     let s = g.mean(y)?;
     g.backward(s)?;
     assert!(g.grad(c).is_none());
+    assert!(g.grad(s).is_none(), "an intermediate gradient is released");
+    assert_eq!(g.grad(wc).unwrap().data(), &[1.0 / 3.0; 3]);
+    g.set_retain_grads(true);
+    g.backward(s)?;
     assert_eq!(g.grad(s).unwrap().data(), &[1.0]);
+    assert_eq!(g.grad(y).unwrap().data(), &[1.0 / 3.0; 3]);
     assert_eq!(g.grad(wc).unwrap().data(), &[1.0 / 3.0; 3]);
     Ok(())
 }

@@ -26,11 +26,11 @@ impl Graph {
         params: Conv2dParams,
     ) -> Result<Var, AutogradError> {
         const OP: &str = "conv2d";
-        let (xi, wi) = (self.index(OP, x)?, self.index(OP, w)?);
-        let bi = b.map(|b| self.index(OP, b)).transpose()?;
-        let (xv, wv) = (&self.nodes[xi].value, &self.nodes[wi].value);
+        let (xi, wi) = (self.operand(OP, x)?, self.operand(OP, w)?);
+        let bi = b.map(|b| self.operand(OP, b)).transpose()?;
+        let (xv, wv) = (self.nodes[xi].value(), self.nodes[wi].value());
         let shape = Conv2dShape::new(dims4(OP, "input", xv)?, dims4(OP, "weight", wv)?, params)?;
-        let bias = bi.map(|bi| &self.nodes[bi].value);
+        let bias = bi.map(|bi| self.nodes[bi].value());
         if let Some(bv) = bias
             && bv.shape() != [shape.cout]
         {

@@ -1,7 +1,7 @@
 //! Elementwise ops: add (with per-channel bias broadcast), sub, mul, scale and the
 //! activations, forward and backward.
 
-use super::{map1, map2, reduce};
+use super::{map1, map2, map2_inplace, reduce};
 use crate::graph::Backward;
 use crate::op::Op;
 use crate::{AutogradError, Graph, Var};
@@ -17,8 +17,8 @@ impl Graph {
         f: impl Fn(f32, f32) -> f32 + Sync,
         make: impl FnOnce(usize, usize) -> Op,
     ) -> Result<Var, AutogradError> {
-        let (ai, bi) = (self.index(op, a)?, self.index(op, b)?);
-        let (av, bv) = (&self.nodes[ai].value, &self.nodes[bi].value);
+        let (ai, bi) = (self.operand(op, a)?, self.operand(op, b)?);
+        let (av, bv) = (self.nodes[ai].value(), self.nodes[bi].value());
         if av.shape() != bv.shape() {
             return Err(AutogradError::mismatch(
                 op,
@@ -40,8 +40,8 @@ impl Graph {
         f: impl Fn(f32) -> f32 + Sync,
         make: impl FnOnce(usize) -> Op,
     ) -> Result<Var, AutogradError> {
-        let xi = self.index(op, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(op, x)?;
+        let xv = self.nodes[xi].value();
         let mut y = self.pool.take(xv.shape());
         map1(y.data_mut(), xv.data(), f);
         Ok(self.push(y, make(xi)))
@@ -54,8 +54,8 @@ impl Graph {
     /// [`AutogradError::ShapeMismatch`] naming `add` and both shapes otherwise.
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var, AutogradError> {
         const OP: &str = "add";
-        let (ai, bi) = (self.index(OP, a)?, self.index(OP, b)?);
-        let (av, bv) = (&self.nodes[ai].value, &self.nodes[bi].value);
+        let (ai, bi) = (self.operand(OP, a)?, self.operand(OP, b)?);
+        let (av, bv) = (self.nodes[ai].value(), self.nodes[bi].value());
         if av.shape() == bv.shape() {
             return self.binary_same_shape(OP, a, b, |a, b| a + b, |a, b| Op::Add { a, b });
         }
@@ -160,6 +160,20 @@ pub(crate) fn add_backward(ctx: &mut Backward<'_>, a: usize, b: usize, g: &Tenso
     ctx.contribute(b, |d| d.copy_from_slice(g.data()));
 }
 
+/// [`add_backward`] writing into `g`'s buffer: `g` itself becomes `db` (and `da` when `b` wants
+/// no gradient), contributions committed in the same order.
+pub(crate) fn add_backward_reusing(ctx: &mut Backward<'_>, a: usize, b: usize, g: Tensor) {
+    match (ctx.needs(a), ctx.needs(b)) {
+        (true, true) => {
+            ctx.contribute(a, |d| d.copy_from_slice(g.data()));
+            ctx.commit(b, g);
+        }
+        (true, false) => ctx.commit(a, g),
+        (false, true) => ctx.commit(b, g),
+        (false, false) => ctx.pool.give(g),
+    }
+}
+
 /// `y[n, c, ..] = a[n, c, ..] + b[c]`: `da = g`, `db[c] = sum over n and positions of g`.
 pub(crate) fn add_bias_backward(ctx: &mut Backward<'_>, a: usize, b: usize, g: &Tensor) {
     ctx.contribute(a, |d| d.copy_from_slice(g.data()));
@@ -204,6 +218,21 @@ pub(crate) fn relu_backward(ctx: &mut Backward<'_>, x: usize, y: usize, g: &Tens
     ctx.contribute(x, |d| {
         map2(d, g.data(), yv.data(), |g, y| if y > 0.0 { g } else { 0.0 })
     });
+}
+
+/// [`relu_backward`] writing `dx` over `g`'s buffer.
+pub(crate) fn relu_backward_reusing(ctx: &mut Backward<'_>, x: usize, y: usize, mut g: Tensor) {
+    if !ctx.needs(x) {
+        ctx.pool.give(g);
+        return;
+    }
+    let yv = ctx.value(y);
+    map2_inplace(
+        g.data_mut(),
+        yv.data(),
+        |g, y| if y > 0.0 { g } else { 0.0 },
+    );
+    ctx.commit(x, g);
 }
 
 /// `y = x if x > 0 else a x`: `dx = g` where `x > 0`, else `a g`.

@@ -27,9 +27,9 @@ impl Graph {
     /// shapes when they do not fit; [`AutogradError::UnknownVar`] for a foreign var.
     pub fn linear(&mut self, x: Var, w: Var, b: Option<Var>) -> Result<Var, AutogradError> {
         const OP: &str = "linear";
-        let (xi, wi) = (self.index(OP, x)?, self.index(OP, w)?);
-        let bi = b.map(|b| self.index(OP, b)).transpose()?;
-        let (xv, wv) = (&self.nodes[xi].value, &self.nodes[wi].value);
+        let (xi, wi) = (self.operand(OP, x)?, self.operand(OP, w)?);
+        let bi = b.map(|b| self.operand(OP, b)).transpose()?;
+        let (xv, wv) = (self.nodes[xi].value(), self.nodes[wi].value());
         let [n, fin] = dims2(OP, "input", xv, "must be [batch, in_features]")?;
         let [fout, win] = dims2(OP, "weight", wv, "must be [out_features, in_features]")?;
         if fin != win {
@@ -40,7 +40,7 @@ impl Graph {
                 " (input features must equal the weight's columns)",
             ));
         }
-        let bias = bi.map(|bi| &self.nodes[bi].value);
+        let bias = bi.map(|bi| self.nodes[bi].value());
         if let Some(bv) = bias
             && bv.shape() != [fout]
         {
@@ -90,8 +90,8 @@ impl Graph {
     /// shapes; [`AutogradError::UnknownVar`] for a foreign var.
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var, AutogradError> {
         const OP: &str = "matmul";
-        let (ai, bi) = (self.index(OP, a)?, self.index(OP, b)?);
-        let (av, bv) = (&self.nodes[ai].value, &self.nodes[bi].value);
+        let (ai, bi) = (self.operand(OP, a)?, self.operand(OP, b)?);
+        let (av, bv) = (self.nodes[ai].value(), self.nodes[bi].value());
         let [m, k] = dims2(OP, "left operand", av, "must be rank 2")?;
         let [k2, n] = dims2(OP, "right operand", bv, "must be rank 2")?;
         if k != k2 {

@@ -46,8 +46,8 @@ impl Graph {
     }
 
     fn row_softmax(&mut self, op: &'static str, x: Var, log: bool) -> Result<Var, AutogradError> {
-        let xi = self.index(op, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(op, x)?;
+        let xv = self.nodes[xi].value();
         let (_, cols) = rows_cols(op, xv)?;
         let mut y = self.pool.take(xv.shape());
         if cols > 0 {
@@ -87,8 +87,8 @@ impl Graph {
         label_smoothing: f32,
     ) -> Result<Var, AutogradError> {
         const OP: &str = "cross_entropy";
-        let xi = self.index(OP, logits)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, logits)?;
+        let xv = self.nodes[xi].value();
         let &[n, c] = xv.shape() else {
             return Err(AutogradError::bad_shape(
                 OP,
@@ -166,8 +166,8 @@ impl Graph {
     /// [`AutogradError::InvalidArgument`] for empty tensors.
     pub fn mse(&mut self, pred: Var, target: Var) -> Result<Var, AutogradError> {
         const OP: &str = "mse";
-        let (ai, bi) = (self.index(OP, pred)?, self.index(OP, target)?);
-        let (av, bv) = (&self.nodes[ai].value, &self.nodes[bi].value);
+        let (ai, bi) = (self.operand(OP, pred)?, self.operand(OP, target)?);
+        let (av, bv) = (self.nodes[ai].value(), self.nodes[bi].value());
         if av.shape() != bv.shape() {
             return Err(AutogradError::mismatch(
                 OP,
@@ -195,8 +195,8 @@ impl Graph {
     /// # Errors
     /// [`AutogradError::UnknownVar`] for a foreign var.
     pub fn sum(&mut self, x: Var) -> Result<Var, AutogradError> {
-        let xi = self.index("sum", x)?;
-        let s = ganglion_tensor::ops::sum(self.nodes[xi].value.data());
+        let xi = self.operand("sum", x)?;
+        let s = ganglion_tensor::ops::sum(self.nodes[xi].value().data());
         let mut y = self.pool.take(&[]);
         y.data_mut()[0] = s as f32;
         Ok(self.push(y, Op::Sum { x: xi }))
@@ -208,8 +208,8 @@ impl Graph {
     /// [`AutogradError::InvalidArgument`] for an empty tensor.
     pub fn mean(&mut self, x: Var) -> Result<Var, AutogradError> {
         const OP: &str = "mean";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         if xv.is_empty() {
             return Err(AutogradError::invalid(OP, "the tensor is empty"));
         }

@@ -3,6 +3,7 @@
 
 pub(crate) mod conv;
 pub(crate) mod elementwise;
+pub(crate) mod inplace;
 pub(crate) mod linear;
 pub(crate) mod loss;
 pub(crate) mod norm;
@@ -60,5 +61,39 @@ pub(crate) fn map2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -
             .zip(a.par_chunks(PAR_CHUNK))
             .zip(b.par_chunks(PAR_CHUNK))
             .for_each(|((o, a), b)| run(o, a, b));
+    }
+}
+
+/// `x[i] = f(x[i])` in place; split over threads for large tensors as [`map1`] is.
+pub(crate) fn map1_inplace(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    let run = |x: &mut [f32]| {
+        for v in x {
+            *v = f(*v);
+        }
+    };
+    if x.len() < PAR_MIN {
+        run(x);
+    } else {
+        x.par_chunks_mut(PAR_CHUNK).for_each(run);
+    }
+}
+
+/// `a[i] = f(a[i], b[i])` in place; split over threads for large tensors as [`map2`] is.
+///
+/// # Panics
+/// Panics if the lengths differ.
+pub(crate) fn map2_inplace(a: &mut [f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    assert_eq!(a.len(), b.len(), "map2_inplace: length mismatch");
+    let run = |a: &mut [f32], b: &[f32]| {
+        for (a, &b) in a.iter_mut().zip(b) {
+            *a = f(*a, b);
+        }
+    };
+    if a.len() < PAR_MIN {
+        run(a, b);
+    } else {
+        a.par_chunks_mut(PAR_CHUNK)
+            .zip(b.par_chunks(PAR_CHUNK))
+            .for_each(|(a, b)| run(a, b));
     }
 }

@@ -31,14 +31,14 @@ impl Graph {
     /// [`AutogradError::InvalidArgument`] naming `dropout` when `p` is not in `[0, 1)`.
     pub fn dropout(&mut self, x: Var, p: f32) -> Result<Var, AutogradError> {
         const OP: &str = "dropout";
-        let xi = self.index(OP, x)?;
+        let xi = self.operand(OP, x)?;
         if !(0.0..1.0).contains(&p) {
             return Err(AutogradError::invalid(
                 OP,
                 format!("p = {p} must be in [0, 1)"),
             ));
         }
-        let xv = &self.nodes[xi].value;
+        let xv = self.nodes[xi].value();
         let mut mask = self.pool.take(xv.shape());
         if p == 0.0 {
             mask.fill(1.0);
@@ -76,11 +76,11 @@ impl Graph {
     ) -> Result<Var, AutogradError> {
         const OP: &str = "batch_norm2d";
         let (xi, wi, bi) = (
-            self.index(OP, x)?,
-            self.index(OP, weight)?,
-            self.index(OP, bias)?,
+            self.operand(OP, x)?,
+            self.operand(OP, weight)?,
+            self.operand(OP, bias)?,
         );
-        let xv = &self.nodes[xi].value;
+        let xv = self.nodes[xi].value();
         let [n, c, h, w] = dims4(OP, "input", xv)?;
         // Shapes are compared in place and the message is built only on failure: this runs
         // for every batch-norm layer of every training step, which must not allocate.
@@ -91,8 +91,8 @@ impl Graph {
             let want = format!("must be [{c}] for input {:?}", xv.shape());
             Err(AutogradError::bad_shape(OP, what, shape, want))
         };
-        check("weight", self.nodes[wi].value.shape())?;
-        check("bias", self.nodes[bi].value.shape())?;
+        check("weight", self.nodes[wi].value().shape())?;
+        check("bias", self.nodes[bi].value().shape())?;
         check("running_mean", running_mean.read().value.shape())?;
         check("running_var", running_var.read().value.shape())?;
         if !(eps >= 0.0 && eps.is_finite()) {
@@ -161,7 +161,7 @@ impl Graph {
                 false
             }
         };
-        let (wd, bd) = (self.nodes[wi].value.data(), self.nodes[bi].value.data());
+        let (wd, bd) = (self.nodes[wi].value().data(), self.nodes[bi].value().data());
         let (mu, s) = (mean.data(), inv_std.data());
         let mut y = self.pool.take(xv.shape());
         reduce::for_each_plane(y.data_mut(), xd, hw, |k, out, x| {
@@ -197,19 +197,57 @@ pub(crate) fn dropout_backward(ctx: &mut Backward<'_>, x: usize, mask: &Tensor, 
 /// `dx = inv_std / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))`.
 pub(crate) fn batch_norm2d_backward(
     ctx: &mut Backward<'_>,
-    [x, w, b]: [usize; 3],
+    xwb: [usize; 3],
     mean: &Tensor,
     inv_std: &Tensor,
     train: bool,
     g: &Tensor,
 ) {
-    let (xv, wv) = (ctx.value(x), ctx.value(w));
+    let sums = weight_and_bias_grads(ctx, xwb, mean, inv_std, g);
+    let [x, w, _] = xwb;
+    let co = DxTerms::new(ctx, x, w, mean, inv_std, train, &sums);
+    ctx.contribute(x, |d| {
+        reduce::for_each_plane(d, g.data(), co.hw, |k, dx, g| co.plane(k, dx, Some(g)));
+    });
+    ctx.pool.give(sums);
+}
+
+/// [`batch_norm2d_backward`] writing `dx` over `g`'s buffer (each element of `dx` depends on
+/// the same element of `g` and on per-channel sums taken before).
+pub(crate) fn batch_norm2d_backward_reusing(
+    ctx: &mut Backward<'_>,
+    xwb: [usize; 3],
+    mean: &Tensor,
+    inv_std: &Tensor,
+    train: bool,
+    mut g: Tensor,
+) {
+    let sums = weight_and_bias_grads(ctx, xwb, mean, inv_std, &g);
+    let [x, w, _] = xwb;
+    if ctx.needs(x) {
+        let co = DxTerms::new(ctx, x, w, mean, inv_std, train, &sums);
+        reduce::for_each_plane_inplace(g.data_mut(), co.hw, |k, dx| co.plane(k, dx, None));
+        ctx.commit(x, g);
+    } else {
+        ctx.pool.give(g);
+    }
+    ctx.pool.give(sums);
+}
+
+/// Per channel `sum(g)` and `sum(g * xhat)` (in `f64`, fixed order), contributed as the
+/// bias and weight gradients and returned as `[2, c]` for `dx`.
+fn weight_and_bias_grads(
+    ctx: &mut Backward<'_>,
+    [x, w, b]: [usize; 3],
+    mean: &Tensor,
+    inv_std: &Tensor,
+    g: &Tensor,
+) -> Tensor {
+    let xv = ctx.value(x);
     let s = xv.shape();
     let (c, hw) = (s[1], s[2] * s[3]);
-    let m = xv.len() / c.max(1);
-    let (xd, gd, wd) = (xv.data(), g.data(), wv.data());
+    let (xd, gd) = (xv.data(), g.data());
     let (mu, inv) = (mean.data(), inv_std.data());
-    // Per channel: sum(g) and sum(g * xhat), in f64.
     let mut sums = ctx.pool.take(&[2, c]);
     let (sum_g, sum_gx) = sums.data_mut().split_at_mut(c);
     reduce::for_each_channel2(sum_g, sum_gx, xd.len(), |ch| {
@@ -222,26 +260,86 @@ pub(crate) fn batch_norm2d_backward(
     let (sum_g, sum_gx) = sums.data().split_at(c);
     ctx.contribute(w, |d| d.copy_from_slice(sum_gx));
     ctx.contribute(b, |d| d.copy_from_slice(sum_g));
-    ctx.contribute(x, |d| {
-        reduce::for_each_plane(d, gd, hw, |k, dx, g| {
-            let ch = k % c;
-            let x = &xd[k * hw..(k + 1) * hw];
-            let (mu, s, wc) = (mu[ch], inv[ch], wd[ch]);
-            if train {
-                let mf = m as f32;
-                let (sg, sgx) = (wc * sum_g[ch], wc * sum_gx[ch]);
-                let k0 = s / mf;
-                for ((dx, &g), &x) in dx.iter_mut().zip(g).zip(x) {
-                    let xhat = (x - mu) * s;
-                    *dx = k0 * (mf * wc * g - sg - xhat * sgx);
-                }
-            } else {
-                let k0 = wc * s;
-                for (dx, &g) in dx.iter_mut().zip(g) {
-                    *dx = g * k0;
-                }
+    sums
+}
+
+/// What batch norm's `dx` needs besides `g`: the input, the statistics, the weight and the
+/// per-channel sums.
+struct DxTerms<'a> {
+    x: &'a [f32],
+    mean: &'a [f32],
+    inv_std: &'a [f32],
+    weight: &'a [f32],
+    sum_g: &'a [f32],
+    sum_gx: &'a [f32],
+    c: usize,
+    hw: usize,
+    m: usize,
+    train: bool,
+}
+
+impl<'a> DxTerms<'a> {
+    fn new(
+        ctx: &Backward<'a>,
+        x: usize,
+        w: usize,
+        mean: &'a Tensor,
+        inv_std: &'a Tensor,
+        train: bool,
+        sums: &'a Tensor,
+    ) -> Self {
+        let xv = ctx.value(x);
+        let s = xv.shape();
+        let c = s[1];
+        let (sum_g, sum_gx) = sums.data().split_at(c);
+        Self {
+            x: xv.data(),
+            mean: mean.data(),
+            inv_std: inv_std.data(),
+            weight: ctx.value(w).data(),
+            sum_g,
+            sum_gx,
+            c,
+            hw: s[2] * s[3],
+            m: xv.len() / c.max(1),
+            train,
+        }
+    }
+
+    /// `dx` of plane `k` (channel `k % c`) into `dx`, from `g`, or in place from `dx` itself
+    /// when `g` is `None`.
+    fn plane(&self, k: usize, dx: &mut [f32], g: Option<&[f32]>) {
+        let ch = k % self.c;
+        let x = &self.x[k * self.hw..(k + 1) * self.hw];
+        let (mu, s, wc) = (self.mean[ch], self.inv_std[ch], self.weight[ch]);
+        if self.train {
+            let mf = self.m as f32;
+            let (sg, sgx) = (wc * self.sum_g[ch], wc * self.sum_gx[ch]);
+            let k0 = s / mf;
+            apply(dx, g, x, |g, x| {
+                let xhat = (x - mu) * s;
+                k0 * (mf * wc * g - sg - xhat * sgx)
+            });
+        } else {
+            let k0 = wc * s;
+            apply(dx, g, x, |g, _| g * k0);
+        }
+    }
+}
+
+/// `dx[i] = f(g[i], x[i])`, with `g` read from `dx` itself when `None`.
+#[inline(always)]
+fn apply(dx: &mut [f32], g: Option<&[f32]>, x: &[f32], f: impl Fn(f32, f32) -> f32) {
+    match g {
+        Some(g) => {
+            for ((dx, &g), &x) in dx.iter_mut().zip(g).zip(x) {
+                *dx = f(g, x);
             }
-        });
-    });
-    ctx.pool.give(sums);
+        }
+        None => {
+            for (dx, &x) in dx.iter_mut().zip(x) {
+                *dx = f(*dx, x);
+            }
+        }
+    }
 }

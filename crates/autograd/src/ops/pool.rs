@@ -19,8 +19,8 @@ impl Graph {
     /// [`AutogradError::Pool`] for a geometry the kernels reject.
     pub fn max_pool2d(&mut self, x: Var, params: Pool2dParams) -> Result<Var, AutogradError> {
         const OP: &str = "max_pool2d";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         let shape = Pool2dShape::new(dims4(OP, "input", xv)?, params)?;
         let mut y = self.pool.take(&shape.output_dims());
         let mut argmax = self.pool.take_u32(shape.output_len());
@@ -48,8 +48,8 @@ impl Graph {
         count_include_pad: bool,
     ) -> Result<Var, AutogradError> {
         const OP: &str = "avg_pool2d";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         let shape = Pool2dShape::new(dims4(OP, "input", xv)?, params)?;
         let mut y = self.pool.take(&shape.output_dims());
         avg_pool2d_forward(&shape, count_include_pad, xv.data(), y.data_mut());
@@ -69,8 +69,8 @@ impl Graph {
     /// [`AutogradError::BadShape`] naming `global_avg_pool2d` for an input that is not rank 4.
     pub fn global_avg_pool2d(&mut self, x: Var) -> Result<Var, AutogradError> {
         const OP: &str = "global_avg_pool2d";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         let [n, c, h, w] = dims4(OP, "input", xv)?;
         let mut y = self.pool.take(&[n, c, 1, 1]);
         global_avg_pool2d_forward([n, c, h, w], xv.data(), y.data_mut());
@@ -104,7 +104,7 @@ pub(crate) fn avg_pool2d_backward_rule(
 
 /// `y[n, c] = mean of plane (n, c)`: `dx = g[n, c] / (h w)` over the plane.
 pub(crate) fn global_avg_pool2d_backward_rule(ctx: &mut Backward<'_>, x: usize, g: &Tensor) {
-    let s = ctx.value(x).shape();
+    let s = ctx.shape(x);
     let dims = [s[0], s[1], s[2], s[3]];
     ctx.contribute(x, |d| global_avg_pool2d_backward(dims, g.data(), d));
 }

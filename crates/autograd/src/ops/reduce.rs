@@ -117,6 +117,28 @@ pub(crate) fn for_each_plane(
     }
 }
 
+/// Calls `f(plane_index, plane)` for each `hw`-long plane of `data`, over threads when large
+/// (split as [`for_each_plane`] splits).
+pub(crate) fn for_each_plane_inplace(
+    data: &mut [f32],
+    hw: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    if hw == 0 {
+        return;
+    }
+    if data.len() < PAR_MIN {
+        data.chunks_exact_mut(hw)
+            .enumerate()
+            .for_each(|(k, p)| f(k, p));
+    } else {
+        data.par_chunks_exact_mut(hw)
+            .enumerate()
+            .with_min_len((PAR_MIN / hw).max(1))
+            .for_each(|(k, p)| f(k, p));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

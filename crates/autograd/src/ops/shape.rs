@@ -78,8 +78,8 @@ impl Graph {
     /// [`AutogradError::BadShape`] for a scalar.
     pub fn flatten(&mut self, x: Var) -> Result<Var, AutogradError> {
         const OP: &str = "flatten";
-        let xi = self.index(OP, x)?;
-        let shape = self.nodes[xi].value.shape();
+        let xi = self.operand(OP, x)?;
+        let shape = self.nodes[xi].value().shape();
         let Some((&n, rest)) = shape.split_first() else {
             return Err(AutogradError::bad_shape(
                 OP,
@@ -98,8 +98,8 @@ impl Graph {
         x: Var,
         shape: &[usize],
     ) -> Result<Var, AutogradError> {
-        let xi = self.index(op, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(op, x)?;
+        let xv = self.nodes[xi].value();
         let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if count != Some(xv.len()) {
             return Err(AutogradError::mismatch(
@@ -124,8 +124,8 @@ impl Graph {
         let Some(&first) = xs.first() else {
             return Err(AutogradError::invalid(OP, "needs at least one tensor"));
         };
-        let fi = self.index(OP, first)?;
-        let first_shape = self.nodes[fi].value.shape();
+        let fi = self.operand(OP, first)?;
+        let first_shape = self.nodes[fi].value().shape();
         if axis >= first_shape.len() {
             return Err(AutogradError::invalid(
                 OP,
@@ -134,7 +134,7 @@ impl Graph {
         }
         let mut total = 0;
         for &x in xs {
-            let s = self.nodes[self.index(OP, x)?].value.shape();
+            let s = self.nodes[self.operand(OP, x)?].value().shape();
             let agree = s.len() == first_shape.len()
                 && s.iter()
                     .zip(first_shape)
@@ -163,7 +163,7 @@ impl Graph {
         let yd = y.data_mut();
         let mut offset = 0;
         for &i in &ids {
-            let xv = &self.nodes[i as usize].value;
+            let xv = self.nodes[i as usize].value();
             let len = xv.shape()[axis] * inner;
             for o in 0..outer {
                 yd[o * row + offset..o * row + offset + len]
@@ -186,8 +186,8 @@ impl Graph {
         after: usize,
     ) -> Result<Var, AutogradError> {
         const OP: &str = "pad_channels";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         let s = xv.shape();
         if s.len() < 2 {
             return Err(AutogradError::bad_shape(
@@ -219,8 +219,8 @@ impl Graph {
     /// [`AutogradError::InvalidArgument`] for a zero stride.
     pub fn subsample(&mut self, x: Var, stride: [usize; 2]) -> Result<Var, AutogradError> {
         const OP: &str = "subsample";
-        let xi = self.index(OP, x)?;
-        let xv = &self.nodes[xi].value;
+        let xi = self.operand(OP, x)?;
+        let xv = self.nodes[xi].value();
         let [n, c, h, w] = dims4(OP, "input", xv)?;
         let [sh, sw] = stride;
         if sh == 0 || sw == 0 {
@@ -260,7 +260,7 @@ pub(crate) fn concat_backward(ctx: &mut Backward<'_>, xs: &[u32], axis: usize, g
     let mut offset = 0;
     for &x in xs {
         let x = x as usize;
-        let len = ctx.value(x).shape()[axis] * inner;
+        let len = ctx.shape(x)[axis] * inner;
         ctx.contribute(x, |d| {
             for o in 0..outer {
                 d[o * len..(o + 1) * len]
@@ -273,7 +273,7 @@ pub(crate) fn concat_backward(ctx: &mut Backward<'_>, xs: &[u32], axis: usize, g
 
 /// `y = pad_channels(x)`: `dx` is the unpadded channel range of `g`.
 pub(crate) fn pad_channels_backward(ctx: &mut Backward<'_>, x: usize, before: usize, g: &Tensor) {
-    let s = ctx.value(x).shape();
+    let s = ctx.shape(x);
     let (n, c, inner) = (s[0], s[1], s[2..].iter().product::<usize>());
     let c_out = g.shape()[1];
     ctx.contribute(x, |d| {
@@ -288,7 +288,7 @@ pub(crate) fn pad_channels_backward(ctx: &mut Backward<'_>, x: usize, before: us
 /// `y = x[:, :, ::sh, ::sw]`: `dx` is `g` scattered back to the sampled positions, zero
 /// elsewhere.
 pub(crate) fn subsample_backward(ctx: &mut Backward<'_>, x: usize, stride: [usize; 2], g: &Tensor) {
-    let (h, w) = (ctx.value(x).shape()[2], ctx.value(x).shape()[3]);
+    let (h, w) = (ctx.shape(x)[2], ctx.shape(x)[3]);
     let (oh, ow) = (g.shape()[2], g.shape()[3]);
     let [sh, sw] = stride;
     ctx.contribute(x, |d| {

@@ -35,16 +35,38 @@ macro_rules! activation_module {
     };
 }
 
-/// `max(x, 0)`.
+/// `max(x, 0)`, out of place or, like PyTorch's `nn.ReLU(inplace=True)`, over its input's
+/// buffer.
 #[derive(Debug, Clone)]
 pub struct ReLU {
+    inplace: bool,
     training: bool,
 }
 
 impl ReLU {
-    /// The layer.
+    /// The layer, writing a fresh output.
     pub fn new() -> Self {
-        Self { training: true }
+        Self {
+            inplace: false,
+            training: true,
+        }
+    }
+
+    /// The layer writing its output over its input ([`Graph::relu_inplace`]): one activation
+    /// less to keep per layer, with the same values and gradients. The input's value can no
+    /// longer be read after it. Where a recorded backward rule still needs that value (a
+    /// sigmoid's output, a convolution's input), the layer works out of place; after a batch
+    /// norm or an addition, whose rules do not read their outputs, it works in place.
+    pub fn inplace() -> Self {
+        Self {
+            inplace: true,
+            training: true,
+        }
+    }
+
+    /// Whether the layer writes over its input.
+    pub fn is_inplace(&self) -> bool {
+        self.inplace
     }
 }
 
@@ -54,8 +76,20 @@ impl Default for ReLU {
     }
 }
 
-activation_module!(ReLU, "ReLU", |_s, g, x| g.relu(x), |_d| "ReLU()"
-    .to_string());
+activation_module!(
+    ReLU,
+    "ReLU",
+    |s, g, x| if s.inplace {
+        g.relu_inplace(x)
+    } else {
+        g.relu(x)
+    },
+    |d| if d.inplace {
+        "ReLU(inplace=True)".to_string()
+    } else {
+        "ReLU()".to_string()
+    }
+);
 
 /// `x` for `x >= 0`, `slope * x` below.
 #[derive(Debug, Clone)]

@@ -141,7 +141,9 @@ impl BasicBlock {
         };
         let out = step(g, "conv1", &self.conv1, x)?;
         let out = step(g, "bn1", &self.bn1, out)?;
-        let out = g.relu(out)?;
+        // In place, as torchvision's blocks: batch norm's rule reads its input, not its
+        // output, so the output's buffer can take the activation.
+        let out = g.relu_inplace(out)?;
         let out = step(g, "conv2", &self.conv2, out)?;
         let out = step(g, "bn2", &self.bn2, out)?;
         let short = match self.shortcut {
@@ -159,8 +161,10 @@ impl BasicBlock {
                 g.pad_channels(s, before, after)?
             }
         };
-        let sum = g.add(out, short)?;
-        let y = g.relu(sum)?;
+        // `out += shortcut; relu_(out)`: the addition's rule reads no value, so the second
+        // batch norm's output takes the sum and then the activation.
+        let sum = g.add_inplace(out, short)?;
+        let y = g.relu_inplace(sum)?;
         if let Some((prefix, record)) = trace {
             record(TraceEvent {
                 name: prefix,

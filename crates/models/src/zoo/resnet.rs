@@ -13,7 +13,7 @@ use ganglion_tensor::{Rng, init};
 ///
 /// ```text
 /// conv1   Conv2d(3, 16, 3, padding 1, no bias)   [16, 32, 32]
-/// bn1     BatchNorm2d(16), ReLU
+/// bn1     BatchNorm2d(16), ReLU (in place)
 /// layer1  3 x BasicBlock(16)                     [16, 32, 32]
 /// layer2  3 x BasicBlock(32), first stride 2     [32, 16, 16]
 /// layer3  3 x BasicBlock(64), first stride 2     [64, 8, 8]
@@ -37,7 +37,7 @@ pub fn resnet20(rng: &mut Rng) -> Network {
     let mut body = Sequential::new()
         .push_named("conv1", conv1)
         .push_named("bn1", BatchNorm2d::new(16))
-        .push_named("relu", ReLU::new());
+        .push_named("relu", ReLU::inplace());
     let mut in_planes = 16;
     for (stage, planes) in [16, 32, 64].into_iter().enumerate() {
         let mut layer = Sequential::new();
