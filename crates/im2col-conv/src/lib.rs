@@ -18,19 +18,35 @@
 //!   `f64`: the oracle the fast path is tested against.
 //!
 //! Key design decision: convolution as GEMM on our own packed, register-tiled micro-kernels
-//! (see [`kernels`]), with the packing shaped by the convolution:
-//! * forward is an implicit GEMM, `Y_g = W_g x col_g`: `W_g` is packed once per call and the
-//!   column panels are packed straight from the input, `NR` output pixels wide, in the layout
-//!   the micro-kernel reads (no whole im2col matrix); the bias seeds the output tile. Layers
-//!   with few input channels (`cin * kh * kw <= 75`, stride 1) take a direct kernel vectorised
-//!   over the output width instead, since their GEMM would be all packing;
-//! * backward-data is `col_g = W_g^T x dY_g` (with `W_g^T` packed once) then col2im;
-//! * backward-weight is `dW_g += dY_g x col_g^T`, both operands packed by an 8 x 8 SIMD
-//!   transpose, reduced over fixed batch blocks.
+//! (see [`kernels`]), with the packing shaped by the convolution, and direct kernels where
+//! the shape lets them skip packing altogether. Each pass picks its route per shape:
+//! * forward:
+//!   - the direct row kernel (vectorised over the output width, `NR` outputs per call) when
+//!     the output rows fill its vectors exactly (a multiple of `NR` wide, or `NR / 2` wide
+//!     and taken two rows at a time), or when there are few input channels
+//!     (`cin * kh * kw <= 75`, rows at least 16 wide), stride and dilation 1;
+//!   - otherwise, for deep layers (`cin * kh * kw >= 76`, one group), the broadcast kernel:
+//!     vectorised over output channels, one input value broadcast per output pixel, so rows
+//!     of any width and any stride or dilation fill the vectors;
+//!   - otherwise an implicit GEMM, `Y_g = W_g x col_g`: `W_g` is packed once per call and the
+//!     column panels are packed straight from the input, `NR` output pixels wide, in the
+//!     layout the micro-kernel reads (no whole im2col matrix); the bias seeds the output
+//!     tile;
+//! * backward-data: for stride 1 with enough input channels (64, or 16 where the result
+//!   runs on a direct kernel), the forward pass of `dY` by the rotated, transposed weights,
+//!   which needs no column matrix; otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed
+//!   once) then col2im;
+//! * backward-weight: the direct kernel (sums over the output width in registers, then
+//!   across lanes) for few channels or rows of whole vectors on 32x32-pixel images; the
+//!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
+//!   channel) for other deep layers; otherwise `dW_g += dY_g x col_g^T`, both operands packed
+//!   by an 8 x 8 SIMD transpose. Every route reduces over fixed batch blocks.
 //!
-//! 1x1 stride-1 unpadded convolutions use the input itself as the column matrix. Work is split
-//! over images, or within an image over output-channel blocks when there are fewer images than
-//! threads; each thread packs into its own buffers (no locks, no allocation once warm).
+//! The thresholds come from measurements on this project's layer suite (see each route's
+//! `applies`). 1x1 stride-1 unpadded convolutions use the input itself as the column matrix.
+//! Work is split over images, or within an image over output-channel blocks when there are
+//! fewer images than threads; each thread packs into its own buffers (no locks, no
+//! allocation once warm).
 //!
 //! [`sgemm`] exposes the same packed micro-kernels as a general strided matrix product with a
 //! caller-kept [`GemmWorkspace`], for the fully connected layers of a training step.
