@@ -38,11 +38,11 @@ pub(crate) struct BroadcastGrad {
 
 impl BroadcastGrad {
     /// Whether the broadcast kernel can run this weight gradient: a SIMD level, one group, a
-    /// kernel larger than 1x1 and more than [`MIN_DEPTH`] taps. (Layers whose rows fill the
-    /// vectors keep the direct kernel, which the caller tries first.) Measured at one thread
-    /// against GEMM: `lenet.c2` 1.5x, `mnist.c2` 1.15x, stride-2 layers 1.4-2.3x, `resnet20`'s
-    /// 16x16 and 8x8 layers 1.1-1.3x; shallower layers (`cifar.stem`, `mnist.c1`) lose 2-3x,
-    /// as each image's pass over few taps cannot amortise the tile's loads and stores.
+    /// kernel larger than 1x1 and at least [`MIN_DEPTH`] taps. Measured at one thread against
+    /// GEMM: `lenet.c2` 1.5x, `mnist.c2` 1.15x, stride-2 layers 1.4-2.3x, `resnet20`'s 16x16
+    /// and 8x8 layers 1.1-1.3x, and at two threads against the direct kernel on 32-wide rows
+    /// 1.2-1.3x; shallower layers (`cifar.stem`, `mnist.c1`) lose 2-3x, as each image's pass
+    /// over few taps cannot amortise the tile's loads and stores.
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         p.kernel.broadcast_tile(s.cout).is_some()
             && s.params.groups == 1

@@ -43,16 +43,12 @@ impl Padded {
     }
 
     /// Whether the direct weight-gradient kernel runs this convolution: as for
-    /// [`Padded::applies`], but its unit is one vector (half a tile), and deep layers need
-    /// enough pixels per image (`32 * NR`) for the per-image sums across lanes to stay cheap:
-    /// `cifar.64` and `resnet20`'s 16-channel 32x32 layers gain (the latter 2x over GEMM,
-    /// whose transposing packs dominate at 16 output channels), 16x16 images lose.
+    /// [`Padded::applies`], with few input channels only (`cin * kh * kw <= 75`, rows at least
+    /// one vector wide). Deeper layers run faster on the broadcast kernel, whatever their
+    /// width (`cifar.64`: 91% of the FMA peak at two threads against 70% here), as it needs
+    /// no sums across lanes.
     pub(crate) fn applies_weight_grad(s: &Conv2dShape, p: &Plan) -> bool {
-        let nr = p.kernel.nr();
-        let pixels = s.out_h() * s.out_w();
-        Self::geometry_fits(s, p)
-            && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
-                || (s.out_w().is_multiple_of(nr / 2) && pixels >= 32 * nr))
+        Self::geometry_fits(s, p) && p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16
     }
 
     /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a

@@ -37,7 +37,7 @@
 //!   which needs no column matrix; otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed
 //!   once) then col2im;
 //! * backward-weight: the direct kernel (sums over the output width in registers, then
-//!   across lanes) for few channels or rows of whole vectors on 32x32-pixel images; the
+//!   across lanes) for few input channels (`cin * kh * kw <= 75`); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
 //!   channel) for other deep layers; otherwise `dW_g += dY_g x col_g^T`, both operands packed
 //!   by an 8 x 8 SIMD transpose. Every route reduces over fixed batch blocks.

@@ -65,9 +65,8 @@ proptest! {
     }
 
     /// Output rows 32 or 16 wide (a whole AVX-512 tile, or half of one taken two rows at a
-    /// time, odd row counts included) on deep layers: the direct kernels run the forward
-    /// pass, the weight gradient (32 x 32 outputs or more) and, from 16 input channels, the
-    /// rotated backward-data.
+    /// time, odd row counts included) on deep layers: the direct row kernel runs the forward
+    /// pass and, from 16 input channels, the rotated backward-data.
     #[test]
     fn full_width_rows_match_f64_reference(
         n in 1usize..=2,
