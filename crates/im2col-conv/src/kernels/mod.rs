@@ -422,8 +422,8 @@ impl Kernel {
 
     /// The broadcast kernel's tile for a layer of `cout` output channels: `(channels,
     /// pixels)`, the output channels of one call (a multiple of the vector width, the
-    /// narrowest that holds `cout`, at most four vectors) and its output pixels. `None` at the
-    /// scalar level.
+    /// narrowest that holds `cout`, at most four vectors at AVX-512 and two at AVX2) and its
+    /// output pixels. `None` at the scalar level.
     pub(crate) fn broadcast_tile(self, cout: usize) -> Option<(usize, usize)> {
         let (lanes, tiles) = match self.isa {
             #[cfg(target_arch = "x86_64")]

@@ -5,8 +5,10 @@
 
 use super::{Vector, Ymm, Zmm};
 
-/// Tiles of the AVX2 kernel, by weight vectors per tap (output channels / 8): pixels.
-pub(crate) const AVX2_TILES: [(usize, usize); 3] = [(1, 12), (2, 6), (4, 3)];
+/// Tiles of the AVX2 kernel, by weight vectors per tap (output channels / 8): pixels. At most
+/// two vectors: with four, the 12 accumulators, 4 weight vectors and the broadcast need 17 of
+/// the 16 `ymm` registers, and the spills halve the speed.
+pub(crate) const AVX2_TILES: [(usize, usize); 3] = [(1, 12), (2, 6), (2, 6)];
 /// Tiles of the AVX-512 kernel, by weight vectors per tap (output channels / 16): pixels.
 pub(crate) const AVX512_TILES: [(usize, usize); 3] = [(1, 24), (2, 12), (4, 6)];
 
