@@ -107,7 +107,7 @@ pub fn conv2d_backward_data(
 /// ([`Rotated::MIN_CHANNELS`] for the implicit GEMM, whose `dY` panels are packed once for
 /// all of them; at 32, `mnist.c2`, the GEMM route is still faster), or the forward runs on
 /// a direct kernel (full-width rows or the broadcast kernel, see
-/// [`runs_direct`](crate::forward::runs_direct)) with at least
+/// [`runs_direct`]) with at least
 /// [`Rotated::MIN_DIRECT_CHANNELS`] (`resnet20`'s 16-channel layers: 3x faster than col2im).
 pub(crate) struct Rotated {
     shape: Conv2dShape,

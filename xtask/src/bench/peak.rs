@@ -42,7 +42,7 @@ fn lanes(isa: Isa) -> usize {
 /// that depends on every chain.
 ///
 /// # Panics
-/// When `isa` is not available on this CPU (callers pass [`Isa::selected`]).
+/// When `isa` is not available on this CPU (callers pass [`selected_isa`](super::machine::selected_isa)'s level).
 fn fma_chains(isa: Isa, steps: u64) -> f32 {
     assert!(isa.available(), "fma peak: this CPU lacks {}", isa.name());
     match isa {
