@@ -116,25 +116,27 @@ impl BroadcastGrad {
             }
             let (xbuf, dyt): (&[f32], &[f32]) = (xbuf, dyt);
             let (ch, tt) = (self.channels, self.tile_taps);
-            for_chunks(grad, self.taps_padded * ch, par, |b, grad_b| {
+            let tiles_per_block = self.taps_padded / tt;
+            // One task per tile of taps x channels, so a single image still spreads over the
+            // threads (`infer.64`: one block of 64 channels but 96 tiles).
+            for_chunks(grad, tt * ch, par, |i, tile| {
+                let (b, t0) = (i / tiles_per_block, (i % tiles_per_block) * tt);
+                // Taps past the last repeat it: their sums land in the padding rows.
                 let mut offs = [0usize; TAPS_MAX];
-                for t0 in (0..self.taps).step_by(tt) {
-                    // Taps past the last repeat it: their sums land in the padding rows.
-                    for (i, off) in offs[..tt].iter_mut().enumerate() {
-                        *off = self.tap_offset((t0 + i).min(self.taps - 1));
-                    }
-                    kern.broadcast_weight_grad(
-                        self.cout,
-                        xbuf,
-                        [d.out_h, d.out_w],
-                        self.stride,
-                        d.xw,
-                        &offs[..tt],
-                        &dyt[b * ch..],
-                        cp,
-                        &mut grad_b[t0 * ch..(t0 + tt) * ch],
-                    );
+                for (k, off) in offs[..tt].iter_mut().enumerate() {
+                    *off = self.tap_offset((t0 + k).min(self.taps - 1));
                 }
+                kern.broadcast_weight_grad(
+                    self.cout,
+                    xbuf,
+                    [d.out_h, d.out_w],
+                    self.stride,
+                    d.xw,
+                    &offs[..tt],
+                    &dyt[b * ch..],
+                    cp,
+                    tile,
+                );
             });
         }
     }
