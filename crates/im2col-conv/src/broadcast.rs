@@ -11,6 +11,7 @@ use crate::Conv2dShape;
 use crate::direct::Padded;
 use crate::kernels::Kernel;
 use crate::plan::{Par, Plan, for_chunks};
+use rayon::prelude::*;
 
 /// Fewest multiply-adds per output for the broadcast kernel (see [`Broadcast::applies`]).
 const MIN_DEPTH: usize = 76;
@@ -66,9 +67,12 @@ impl Broadcast {
         }
     }
 
-    /// Floats of one image's zero-padded copy (with the kernels' read margin).
+    /// Floats of one task's scratch: an image's zero-padded copy (with the kernels' read
+    /// margin), then room for one channel block's pixel tiles.
     pub(crate) fn buf_len(&self) -> usize {
-        self.padded.buf_len(1)
+        let d = &self.padded;
+        let tiles = (d.out_h * d.out_w).div_ceil(self.tile);
+        d.buf_len(1) + tiles * self.tile * self.channels
     }
 
     /// Floats of the packed weights.
@@ -95,7 +99,10 @@ impl Broadcast {
     }
 
     /// One image: `x` is `[cin, h, w]`, `y` `[cout, out_h, out_w]`, `buf` scratch of
-    /// [`Broadcast::buf_len`]; blocks of output channels split across threads in `Split` mode.
+    /// [`Broadcast::buf_len`]. In `Split` mode, blocks of output channels go to the threads,
+    /// or, with fewer blocks than threads (one image of at most 64 channels), each block's
+    /// pixel tiles do: they are computed in parallel into `buf`'s staging area, then
+    /// transposed into `y` (no sum changes order either way).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn image(
         &self,
@@ -108,42 +115,85 @@ impl Broadcast {
         par: Par,
     ) {
         let d = &self.padded;
-        let buf = &mut buf[..d.buf_len(1)];
-        d.pad(x, buf);
-        let buf: &[f32] = buf;
+        let (xbuf, staging) = buf[..self.buf_len()].split_at_mut(d.buf_len(1));
+        d.pad(x, xbuf);
+        let xbuf: &[f32] = xbuf;
         let (ch, tile) = (self.channels, self.tile);
         let pixels = d.out_h * d.out_w;
-        let [sh, sw] = self.stride;
+        let blocks = self.cout.div_ceil(ch);
+        if let Par::Split(threads) = par
+            && blocks < threads
+        {
+            for (b, y_rows) in y.chunks_mut(ch * pixels).enumerate() {
+                staging
+                    .par_chunks_mut(tile * ch)
+                    .enumerate()
+                    .for_each(|(j, out)| self.tile(kern, xbuf, packed, bias, b, j * tile, out));
+                // Pixel-major tiles to channel-major rows, the rows split across the threads.
+                let staging: &[f32] = staging;
+                y_rows
+                    .par_chunks_mut(pixels)
+                    .enumerate()
+                    .for_each(|(c, row)| {
+                        // The tiles lie back to back: pixel `p` is at `p * ch`.
+                        for (p, v) in row.iter_mut().enumerate() {
+                            *v = staging[p * ch + c];
+                        }
+                    });
+            }
+            return;
+        }
         for_chunks(y, ch * pixels, par, |b, y_rows| {
             let rows = y_rows.len() / pixels;
-            let w = &packed[b * self.taps * ch..(b + 1) * self.taps * ch];
-            let mut bias_block = [0.0f32; CHANNELS_MAX];
-            if let Some(bias) = bias {
-                bias_block[..rows].copy_from_slice(&bias[b * ch..b * ch + rows]);
-            }
-            let mut offs = [0usize; PIXELS_MAX];
             let mut out = [0.0f32; TILE_MAX];
             for f0 in (0..pixels).step_by(tile) {
                 let valid = tile.min(pixels - f0);
-                // Pixels past the image's last repeat it: computed, never stored.
-                for (p, off) in offs[..tile].iter_mut().enumerate() {
-                    let f = (f0 + p).min(pixels - 1);
-                    *off = (f / d.out_w) * sh * d.xw + (f % d.out_w) * sw;
-                }
-                kern.broadcast(
-                    self.cout,
-                    buf,
-                    &offs[..tile],
-                    [d.cin, d.kh, d.kw],
-                    [d.xs, d.xw],
-                    self.dilation,
-                    w,
-                    bias.map(|_| &bias_block[..ch]),
-                    &mut out[..tile * ch],
-                );
+                self.tile(kern, xbuf, packed, bias, b, f0, &mut out[..tile * ch]);
                 // Pixel-major tile to channel-major rows.
                 kern.transpose(&out, ch, valid, rows, &mut y_rows[f0..], pixels);
             }
         });
+    }
+
+    /// The pixel-major tile of output-channel block `b` and output pixels `f0..f0 + tile` into
+    /// `out` (`tile * channels` floats); pixels past the image's last repeat it (computed,
+    /// never stored).
+    #[allow(clippy::too_many_arguments)]
+    fn tile(
+        &self,
+        kern: Kernel,
+        xbuf: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        b: usize,
+        f0: usize,
+        out: &mut [f32],
+    ) {
+        let d = &self.padded;
+        let (ch, tile) = (self.channels, self.tile);
+        let pixels = d.out_h * d.out_w;
+        let [sh, sw] = self.stride;
+        let w = &packed[b * self.taps * ch..(b + 1) * self.taps * ch];
+        let rows = ch.min(self.cout - b * ch);
+        let mut bias_block = [0.0f32; CHANNELS_MAX];
+        if let Some(bias) = bias {
+            bias_block[..rows].copy_from_slice(&bias[b * ch..b * ch + rows]);
+        }
+        let mut offs = [0usize; PIXELS_MAX];
+        for (p, off) in offs[..tile].iter_mut().enumerate() {
+            let f = (f0 + p).min(pixels - 1);
+            *off = (f / d.out_w) * sh * d.xw + (f % d.out_w) * sw;
+        }
+        kern.broadcast(
+            self.cout,
+            xbuf,
+            &offs[..tile],
+            [d.cin, d.kh, d.kw],
+            [d.xs, d.xw],
+            self.dilation,
+            w,
+            bias.map(|_| &bias_block[..ch]),
+            out,
+        );
     }
 }
