@@ -224,9 +224,16 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Between 0.3 s and the window's end (at most 3 s).
+        // Between 0.3 s and the window's end (at most 3 s). The first round instead kills as
+        // soon as the first checkpoint is on disk, so at least one kill lands mid-run however
+        // fast or loaded the machine is.
         let span = window.as_millis() as u64 - 300;
-        let delay = Duration::from_millis(300 + rng.next() % span);
+        let first_checkpoint = round == 0;
+        let delay = if first_checkpoint {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_millis(300 + rng.next() % span)
+        };
         let start = Instant::now();
         let mut finished = false;
         while start.elapsed() < delay {
@@ -234,11 +241,17 @@ fn sigkill_at_random_moments_never_tears_the_checkpoint() {
                 finished = true;
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            if first_checkpoint && run.join("checkpoint").join("state.json").exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(if first_checkpoint { 1 } else { 5 }));
         }
         child.kill().unwrap(); // SIGKILL on Unix.
         child.wait().unwrap();
-        eprintln!("round {round}: killed after {delay:?} (finished first: {finished})");
+        eprintln!(
+            "round {round}: killed after {:?} (finished first: {finished})",
+            start.elapsed()
+        );
 
         if !run.join("checkpoint").exists() && !run.join("checkpoint.old").exists() {
             // Killed before the first checkpoint: resuming says so.
