@@ -3,6 +3,7 @@
 //! enough input channels run instead as the forward convolution of `dY` by the rotated,
 //! transposed weights (see [`Rotated`]): no column matrix, no scatter.
 
+use crate::direct::Padded;
 use crate::forward::runs_direct;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
@@ -107,8 +108,9 @@ pub fn conv2d_backward_data(
 /// ([`Rotated::MIN_CHANNELS`] for the implicit GEMM, whose `dY` panels are packed once for
 /// all of them; at 32, `mnist.c2`, the GEMM route is still faster), or the forward runs on
 /// a direct kernel (full-width rows or the broadcast kernel, see
-/// [`runs_direct`]) with at least
-/// [`Rotated::MIN_DIRECT_CHANNELS`] (`resnet20`'s 16-channel layers: 3x faster than col2im).
+/// [`runs_direct`]) with at least [`Rotated::MIN_DIRECT_CHANNELS`] (`resnet20`'s
+/// 16-channel layers: 3x faster than col2im), or on the row kernel with at least
+/// [`Rotated::MIN_ROW_CHANNELS`].
 pub(crate) struct Rotated {
     shape: Conv2dShape,
 }
@@ -118,8 +120,11 @@ impl Rotated {
     /// col2im.
     pub(crate) const MIN_CHANNELS: usize = 64;
     /// Fewest input channels for which the rotated direct forward beats GEMM + col2im (below
-    /// it the direct kernel's 8-channel register tile runs mostly empty, as for `cifar.stem`).
+    /// it the direct kernels' tiles run mostly empty, as for `cifar.stem`).
     pub(crate) const MIN_DIRECT_CHANNELS: usize = 16;
+    /// Fewest input channels for which the rotated forward on the row kernel still beats GEMM
+    /// + col2im (its tile is 8 channels at AVX-512: `lenet.c2`, 6 channels, 1.25x).
+    pub(crate) const MIN_ROW_CHANNELS: usize = 6;
 
     /// The forward convolution computing `shape`'s backward-data, where it applies.
     pub(crate) fn of(shape: &Conv2dShape) -> Option<Self> {
@@ -128,7 +133,7 @@ impl Rotated {
         let reach = |k: usize, d: usize| d * (k - 1);
         if p.stride != [1, 1]
             || (shape.kh == 1 && shape.kw == 1)
-            || cin_g < Self::MIN_DIRECT_CHANNELS
+            || cin_g < Self::MIN_ROW_CHANNELS
             || p.padding[0] > reach(shape.kh, p.dilation[0])
             || p.padding[1] > reach(shape.kw, p.dilation[1])
         {
@@ -151,8 +156,10 @@ impl Rotated {
         .ok()?;
         // Stride 1 maps the output size back onto the input size exactly.
         debug_assert_eq!([forward.out_h(), forward.out_w()], [shape.h, shape.w]);
-        let direct = runs_direct(&forward);
-        (cin_g >= Self::MIN_CHANNELS || direct).then_some(Self { shape: forward })
+        let fast = cin_g >= Self::MIN_CHANNELS
+            || (cin_g >= Self::MIN_DIRECT_CHANNELS && runs_direct(&forward))
+            || (cin_g >= Self::MIN_ROW_CHANNELS && Padded::applies(&forward, &Plan::new(&forward)));
+        fast.then_some(Self { shape: forward })
     }
 
     /// Rotates `weight` into the workspace and runs the forward convolution into `grad_input`.

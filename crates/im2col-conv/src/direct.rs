@@ -39,7 +39,7 @@ impl Padded {
         Self::geometry_fits(s, p)
             && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
                 || s.out_w().is_multiple_of(p.kernel.nr())
-                || (s.out_w() == p.kernel.nr() / 2 && s.out_h() >= 2))
+                || (Self::short_rows(s, p) && s.out_h() >= 2))
     }
 
     /// Whether the direct weight-gradient kernel runs this convolution: as for
@@ -49,6 +49,16 @@ impl Padded {
     /// no sums across lanes.
     pub(crate) fn applies_weight_grad(s: &Conv2dShape, p: &Plan) -> bool {
         Self::geometry_fits(s, p) && p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16
+    }
+
+    /// Rows of at most one vector but at least three quarters of one (12 to 16 at AVX-512),
+    /// which the row kernel takes two at a time, on layers with fewer output channels than two
+    /// vectors hold. There the broadcast kernel's tile runs partly empty or needs a broadcast
+    /// per multiply-add, and the row kernel wins (`lenet.c2`'s backward-data, 6 channels of 14
+    /// wide rows: 1.25x; 24 channels: 1.15x); with 64 channels, 14 wide, it loses 10%.
+    fn short_rows(s: &Conv2dShape, p: &Plan) -> bool {
+        let lanes = p.kernel.nr() / 2;
+        s.out_w() <= lanes && 4 * s.out_w() >= 3 * lanes && s.cout < 2 * lanes
     }
 
     /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a

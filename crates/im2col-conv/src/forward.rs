@@ -220,8 +220,8 @@ impl Forward<'_> {
             let rows = y_rows.len() / p.pixels;
             let w = &self.weight[co0 * wk..(co0 + rows) * wk];
             let bias = self.bias.map(|b| &b[co0..co0 + rows]);
-            // Rows one vector wide go two at a time, to fill the kernel's two vectors.
-            let pairs = d.out_w == kern.nr() / 2;
+            // Rows at most one vector wide go two at a time, to fill the kernel's two vectors.
+            let pairs = d.out_w <= kern.nr() / 2;
             let mut oh = 0;
             while oh < d.out_h {
                 let pair = pairs && oh + 1 < d.out_h;

@@ -263,8 +263,9 @@ impl Kernel {
     /// `x` is the zero-padded input (row stride `xw`, channel stride `xs`) from the output
     /// row's first input row. The small-channel layers' forward path (their GEMM would be all
     /// packing and no arithmetic), and that of layers whose rows fill the vectors exactly.
-    /// With `pair`, two rows one vector wide (`out_w == nr() / 2`) at once: the outputs of
-    /// rows `oh` and `oh + 1`, back to back in `y`, where `x` must reach one row further.
+    /// With `pair`, two rows at most one vector wide (`out_w <= nr() / 2`) at once: the
+    /// outputs of rows `oh` and `oh + 1`, back to back in `y`, where `x` must reach one row
+    /// further.
     ///
     /// # Panics
     /// At the scalar level, if `rows` is not in `1..=direct_channels()`, or a slice is shorter
@@ -301,7 +302,7 @@ impl Kernel {
             (1..=cob).contains(&rows)
                 && wk > 0
                 && out_w > 0
-                && (!pair || out_w == self.nr() / 2)
+                && (!pair || out_w <= self.nr() / 2)
                 && x.len() >= x_need
                 && w.len() >= rows * wk
                 && bias.is_none_or(|b| b.len() >= rows)

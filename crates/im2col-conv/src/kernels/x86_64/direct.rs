@@ -11,8 +11,8 @@ pub(crate) const AVX2_DIRECT_CO: usize = 4;
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
 
 /// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
-/// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows one
-/// vector wide: the second vector is the next output row, so `out_w` must be `LANES`):
+/// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
+/// most one vector wide: the second vector is the next output row, so `out_w <= LANES`):
 /// `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] *
 /// x[ci * xs + ki * xw + ow + kj]` for `co < rows`, `ow < out_w`, where `x` is the zero-padded
 /// input at the output row's first input row. Each sum runs over `ci`, `ki`, `kj` in order,
@@ -22,9 +22,9 @@ pub(crate) const AVX512_DIRECT_CO: usize = 8;
 /// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (kh - 1) * xw +
 /// out_w.next_multiple_of(2 * LANES) + kw - 1` floats; `w` for `rows * wk` floats with
 /// `wk = cin * kh * kw`; `bias`, unless null, for `rows`; `y` writable at `co * ys + ow` for
-/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`. With `PAIR`: `out_w == LANES`, `x` is
+/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`. With `PAIR`: `out_w <= LANES`, `x` is
 /// readable for `(cin - 1) * xs + kh * xw + LANES + kw - 1` floats and `y` writable for two
-/// rows (`co * ys + ow` with `ow < 2 * LANES`).
+/// rows back to back (`co * ys + ow` with `ow < 2 * out_w`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
@@ -41,19 +41,14 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
 ) {
     let wk = cin * kh * kw;
     let lanes = V::LANES;
-    // The second vector's inputs: the next `lanes` of the row, or (a pair of rows one vector
-    // wide, whose outputs lie back to back) the next input row. Outputs are `width` floats
-    // from `y` either way.
-    let (x_second, width) = if PAIR {
-        (xw, 2 * lanes)
-    } else {
-        (lanes, out_w)
-    };
+    // The second vector's inputs: the next `lanes` of the row, or (a pair of rows at most
+    // one vector wide, whose outputs lie back to back) the next input row.
+    let (x_second, width) = if PAIR { (xw, lanes) } else { (lanes, out_w) };
     // SAFETY: the loads read `x` at `ci * xs + ki * xw + ow0 + kj + x_second .. + lanes`
     // (and the first vector below it) with `ow0 + 2 * lanes <= out_w.next_multiple_of(2 *
     // lanes)`, or with `PAIR` `ow0 = 0` and `x_second = xw`: inside the readable extent.
     // Weight and bias reads use rows clamped below `rows`. Stores of full vectors stay below
-    // `width`; partial ones are masked to `ow < width`.
+    // `out_w` (with `PAIR`, below `2 * out_w`); partial ones are masked to the row.
     unsafe {
         let wrow: [*const f32; COB] = std::array::from_fn(|co| w.add(co.min(rows - 1) * wk));
         for ow0 in (0..width).step_by(2 * lanes) {
@@ -83,7 +78,16 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
             let full = ow0 + 2 * lanes <= width;
             for (co, a) in acc.iter().enumerate().take(rows) {
                 let yp = y.add(co * ys + ow0);
-                if full {
+                if PAIR {
+                    // Row `oh` then row `oh + 1`, `out_w` outputs each.
+                    if out_w == lanes {
+                        a[0].store(yp);
+                        a[1].store(yp.add(lanes));
+                    } else {
+                        a[0].store_first(yp, out_w);
+                        a[1].store_first(yp.add(out_w), out_w);
+                    }
+                } else if full {
                     a[0].store(yp);
                     a[1].store(yp.add(lanes));
                 } else {
