@@ -257,8 +257,8 @@ impl BackwardWeight {
         let buf = &mut buf[..d.buf_len(images)];
         d.pad(x, buf);
         let buf: &[f32] = buf;
-        let cob = kern
-            .weight_grad_channels()
+        let (cob, _) = kern
+            .weight_grad_tile(p.cout_g, p.k_all)
             .expect("direct path needs a SIMD level");
         let rows_per = match par {
             Par::Seq => p.cout_g,
@@ -267,6 +267,7 @@ impl BackwardWeight {
         for_chunks(dw, rows_per * p.k_all, par, |blk, dw_rows| {
             let rows = dw_rows.len() / p.k_all;
             kern.direct_weight_grad(
+                p.cout_g,
                 buf,
                 [images, d.image_len(), d.xs, d.xw],
                 [d.cin, d.kh, d.kw],

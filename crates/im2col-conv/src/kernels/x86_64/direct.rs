@@ -168,10 +168,11 @@ pub(crate) unsafe fn direct_avx512(
     }
 }
 
-/// Weight-gradient tile of the direct backward-weight kernel, AVX2: output channels x taps.
-pub(crate) const AVX2_WGRAD: (usize, usize) = (2, 4);
-/// Weight-gradient tile of the direct backward-weight kernel, AVX-512: output channels x taps.
-pub(crate) const AVX512_WGRAD: (usize, usize) = (4, 6);
+/// Weight-gradient tiles of the direct backward-weight kernel, AVX2: output channels x taps.
+pub(crate) const AVX2_WGRAD: [(usize, usize); 2] = [(2, 4), (2, 4)];
+/// Weight-gradient tiles of the direct backward-weight kernel, AVX-512: output channels x
+/// taps. The second fits 6-channel layers (`lenet.c1`) with little waste.
+pub(crate) const AVX512_WGRAD: [(usize, usize); 2] = [(4, 6), (6, 4)];
 
 /// Geometry of [`wgrad_body`]: strides of the padded input block and of the output gradient.
 #[derive(Debug, Clone, Copy)]
@@ -269,12 +270,13 @@ unsafe fn wgrad_body<V: Vector, const CO: usize, const T: usize>(
     }
 }
 
-/// The AVX2+FMA direct weight-gradient kernel (2 channels x 4 taps).
+/// The AVX2+FMA direct weight-gradient kernel, tile `AVX2_WGRAD[which]`.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; the pointers satisfy [`wgrad_body`]'s contract.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn wgrad_avx2(
+    which: usize,
     x: *const f32,
     dy: *const f32,
     g: WgradGeom,
@@ -282,15 +284,22 @@ pub(crate) unsafe fn wgrad_avx2(
     dw: *mut f32,
 ) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { wgrad_body::<Ymm, { AVX2_WGRAD.0 }, { AVX2_WGRAD.1 }>(x, dy, g, rows, dw) }
+    unsafe {
+        if which == 0 {
+            wgrad_body::<Ymm, { AVX2_WGRAD[0].0 }, { AVX2_WGRAD[0].1 }>(x, dy, g, rows, dw)
+        } else {
+            wgrad_body::<Ymm, { AVX2_WGRAD[1].0 }, { AVX2_WGRAD[1].1 }>(x, dy, g, rows, dw)
+        }
+    }
 }
 
-/// The AVX-512F direct weight-gradient kernel (4 channels x 6 taps).
+/// The AVX-512F direct weight-gradient kernel, tile `AVX512_WGRAD[which]`.
 ///
 /// # Safety
 /// The CPU has AVX-512F; the pointers satisfy [`wgrad_body`]'s contract.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn wgrad_avx512(
+    which: usize,
     x: *const f32,
     dy: *const f32,
     g: WgradGeom,
@@ -298,5 +307,11 @@ pub(crate) unsafe fn wgrad_avx512(
     dw: *mut f32,
 ) {
     // SAFETY: forwarded from this function's contract.
-    unsafe { wgrad_body::<Zmm, { AVX512_WGRAD.0 }, { AVX512_WGRAD.1 }>(x, dy, g, rows, dw) }
+    unsafe {
+        if which == 0 {
+            wgrad_body::<Zmm, { AVX512_WGRAD[0].0 }, { AVX512_WGRAD[0].1 }>(x, dy, g, rows, dw)
+        } else {
+            wgrad_body::<Zmm, { AVX512_WGRAD[1].0 }, { AVX512_WGRAD[1].1 }>(x, dy, g, rows, dw)
+        }
+    }
 }
