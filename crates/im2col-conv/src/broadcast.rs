@@ -37,7 +37,7 @@ pub(crate) struct Broadcast {
 
 impl Broadcast {
     /// Whether the broadcast kernel runs this forward convolution (where the direct row
-    /// kernel does not): a SIMD level, one group, a kernel larger than 1x1 and more than
+    /// kernel does not): a SIMD level, one group, a kernel larger than 1x1 and at least
     /// [`MIN_DEPTH`] multiply-adds per output. Measured at one thread against the implicit GEMM:
     /// `lenet.c2` 1.7x, `cifar.down` (stride 2) 1.2x, `resnet20`'s downsampling 1.8x,
     /// `mnist.c2` and 8x8 layers 1.03-1.1x; shallower layers (`cifar.stem`, `mnist.c1`) lose,
