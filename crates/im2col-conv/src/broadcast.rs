@@ -16,9 +16,9 @@ use rayon::prelude::*;
 /// Fewest multiply-adds per output for the broadcast kernel (see [`Broadcast::applies`]).
 const MIN_DEPTH: usize = 76;
 /// Floats of the largest tile any level computes (pixels x channels).
-const TILE_MAX: usize = 384;
+const TILE_MAX: usize = 400;
 /// Most pixels of any level's tile.
-const PIXELS_MAX: usize = 24;
+const PIXELS_MAX: usize = 25;
 /// Most channels of any level's tile.
 const CHANNELS_MAX: usize = 64;
 

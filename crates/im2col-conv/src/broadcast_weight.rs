@@ -15,7 +15,7 @@ use crate::plan::{Par, Plan, for_chunks};
 /// Fewest taps (`cin * kh * kw`) for the broadcast kernel (see [`BroadcastGrad::applies`]).
 const MIN_DEPTH: usize = 76;
 /// Most taps of any level's tile.
-const TAPS_MAX: usize = 24;
+const TAPS_MAX: usize = 25;
 
 /// A backward-weight convolution on the broadcast kernel.
 #[derive(Debug, Clone, Copy)]
