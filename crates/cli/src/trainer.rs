@@ -22,14 +22,17 @@ pub struct PassStats {
     pub accuracy: f64,
     /// Images seen.
     pub images: usize,
+    /// Images this process went through in `seconds` (fewer than `images` in an epoch resumed
+    /// from a checkpoint, whose earlier batches ran before the resume).
+    pub timed_images: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
 }
 
 impl PassStats {
-    /// Images per second.
+    /// Images per second, counting only the images this process timed.
     pub fn images_per_sec(&self) -> f64 {
-        self.images as f64 / self.seconds.max(1e-9)
+        self.timed_images as f64 / self.seconds.max(1e-9)
     }
 }
 
@@ -58,11 +61,14 @@ impl Tally {
         self.images += labels.len();
     }
 
-    fn stats(&self, start: Instant) -> PassStats {
+    /// The pass's statistics, timed from `start`, when the tally held `before` (the batches
+    /// a resumed epoch trained before this process).
+    fn stats(&self, start: Instant, before: &Tally) -> PassStats {
         PassStats {
             loss: self.loss_sum / self.images.max(1) as f64,
             accuracy: self.correct as f64 / self.images.max(1) as f64,
             images: self.images,
+            timed_images: self.images - before.images,
             seconds: start.elapsed().as_secs_f64(),
         }
     }
@@ -173,7 +179,7 @@ pub fn train_epoch(
         };
         (plan.after_step)(&point, model, &*optimizer)?;
         if tally.images > 0 {
-            let s = tally.stats(start);
+            let s = tally.stats(start, &plan.tally);
             bar.set_message(format!(
                 "loss {:.4}  acc {:.2}%  {:.0} img/s",
                 s.loss,
@@ -202,7 +208,7 @@ pub fn train_epoch(
         }
         .into());
     }
-    Ok(tally.stats(start))
+    Ok(tally.stats(start, &plan.tally))
 }
 
 /// Evaluates `model` (in evaluation mode, recording nothing) over `loader`.
@@ -233,7 +239,7 @@ pub fn evaluate(model: &dyn Module, graph: &mut Graph, loader: &BatchLoader) -> 
         tally.add(graph, logits, loss_value, &batch.labels);
         batches.recycle(batch);
     }
-    Ok(tally.stats(start))
+    Ok(tally.stats(start, &Tally::default()))
 }
 
 fn progress_bar(len: u64, label: &str, visible: bool) -> ProgressBar {
@@ -249,4 +255,31 @@ fn progress_bar(len: u64, label: &str, visible: bool) -> ProgressBar {
     bar.set_style(style);
     bar.set_prefix(label.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_pass_times_only_its_own_images() {
+        let before = Tally {
+            loss_sum: 10.0,
+            correct: 90,
+            images: 100,
+        };
+        let after = Tally {
+            loss_sum: 30.0,
+            correct: 280,
+            images: 300,
+        };
+        let s = after.stats(Instant::now(), &before);
+        // Loss and accuracy cover the whole epoch; the throughput only this process's part.
+        assert_eq!((s.images, s.timed_images), (300, 200));
+        assert!((s.loss - 0.1).abs() < 1e-12 && (s.accuracy - 280.0 / 300.0).abs() < 1e-12);
+        let timed = PassStats { seconds: 2.0, ..s };
+        assert_eq!(timed.images_per_sec(), 100.0);
+        let fresh = after.stats(Instant::now(), &Tally::default());
+        assert_eq!(fresh.timed_images, 300);
+    }
 }
