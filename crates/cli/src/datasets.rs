@@ -153,7 +153,8 @@ impl DatasetKind {
                     } else {
                         ""
                     };
-                    anyhow::anyhow!("{e}{hint}")
+                    // `{:#}` keeps the causes that a plain `{e}` would drop.
+                    anyhow::anyhow!("{:#}{hint}", anyhow::Error::new(e))
                 })?;
                 if !loaded.skipped.is_empty() {
                     eprintln!("skipped {} unreadable image(s):", loaded.skipped.len());

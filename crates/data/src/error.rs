@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum DataError {
     /// A file could not be opened or read.
-    #[error("data: cannot read {path}: {source}")]
+    #[error("data: cannot read {path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -80,4 +80,17 @@ impl DataError {
             source,
         }
     }
+}
+
+/// `e`'s message followed by its causes (`data: cannot read x.png: permission denied`), for
+/// messages that embed another error as text and so would lose its `source` chain.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -3,6 +3,7 @@
 //! per-class validation fraction; every image decoded once, on worker threads, into a
 //! [`Dataset`] of a fixed square size.
 
+use crate::error::with_causes;
 use crate::{DataError, Dataset, DecodeLimits, TrainTest, read_image_file};
 use ganglion_tensor::Rng;
 use image::imageops::FilterType;
@@ -246,9 +247,10 @@ fn decode_all(
         } else {
             String::new()
         };
+        let first = with_causes(&first);
         return Err(DataError::format(path, format!("{first}{more}")));
     }
-    skipped.extend(bad.into_iter().map(|(p, e)| (p, e.to_string())));
+    skipped.extend(bad.into_iter().map(|(p, e)| (p, with_causes(&e))));
     let dataset = Dataset::new(
         pixels,
         labels,

@@ -119,7 +119,7 @@ pub enum ModelError {
     #[error(transparent)]
     Autograd(Box<AutogradError>),
     /// An operation of the graph failed inside the named layer.
-    #[error("layer `{path}` ({kind}): {source}")]
+    #[error("layer `{path}` ({kind})")]
     Layer {
         /// Dotted path of the layer in the model (`layer2.0.conv1`).
         path: String,
@@ -136,7 +136,7 @@ pub enum ModelError {
         name: String,
     },
     /// Reading or writing a file failed.
-    #[error("{}: {op}: {source}", path.display())]
+    #[error("{}: {op}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -147,7 +147,7 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// The file is not a valid safetensors file (truncated, bad header, offsets past its end).
-    #[error("{}: not a valid safetensors file: {source}", path.display())]
+    #[error("{}: not a valid safetensors file", path.display())]
     Format {
         /// The file.
         path: PathBuf,
