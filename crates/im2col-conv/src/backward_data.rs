@@ -8,11 +8,10 @@ use crate::forward::runs_direct;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
-use crate::plan::{Par, Plan, enough_tasks, for_chunks};
+use crate::plan::{Par, Plan, for_chunks, for_images, image_slots};
 use crate::workspace::grow;
 use crate::{Conv2dParams, conv2d_forward};
 use crate::{Conv2dShape, ConvWorkspace};
-use rayon::prelude::*;
 
 /// Input gradient of a convolution: `grad_input = d(sum(output * grad_output)) / d input`,
 /// overwriting `grad_input`.
@@ -45,13 +44,7 @@ pub fn conv2d_backward_data(
     let groups = shape.params.groups;
     let kern = plan.kernel;
     let per_group = PackedA::len(kern, plan.k_g, plan.cout_g);
-    let threads = rayon::current_num_threads();
-    let whole_images = enough_tasks(shape.n, threads);
-    let slot_count = if whole_images {
-        shape.n.div_ceil(shape.n.div_ceil(threads))
-    } else {
-        1
-    };
+    let slot_count = image_slots(shape.n, rayon::current_num_threads());
     let packed_len = if baseline { 0 } else { groups * per_group };
     let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, plan.col_len(), 0);
     // `W_g^T` packed once here, into the workspace, shared read-only by every task: views
@@ -72,26 +65,16 @@ pub fn conv2d_backward_data(
         per_group,
         kb,
     };
-    if whole_images {
-        let per = shape.n.div_ceil(threads);
-        grad_input
-            .par_chunks_mut(per * plan.in_img)
-            .zip(grad_output.par_chunks(per * plan.out_img))
-            .zip(slots.par_iter_mut())
-            .for_each(|((dx, dy), slot)| {
-                for (dx_img, dy_img) in dx.chunks_mut(plan.in_img).zip(dy.chunks(plan.out_img)) {
-                    bwd.image(dy_img, dx_img, &mut slot.col, Par::Seq);
-                }
-            });
-    } else {
-        let slot = &mut slots[0];
-        for (dx_img, dy_img) in grad_input
-            .chunks_mut(plan.in_img)
-            .zip(grad_output.chunks(plan.out_img))
-        {
-            bwd.image(dy_img, dx_img, &mut slot.col, Par::Split(threads));
-        }
-    }
+    for_images(
+        grad_input,
+        plan.in_img,
+        grad_output,
+        plan.out_img,
+        slots,
+        |dy, dx, col, par| {
+            bwd.image(dy, dx, col, par);
+        },
+    );
 }
 
 /// Backward-data of a stride-1 convolution as a forward convolution:

@@ -8,13 +8,14 @@
 //! channel-major output once, after all the taps.
 
 use crate::Conv2dShape;
-use crate::direct::Padded;
+use crate::direct::{DIRECT_MAX_DEPTH, Padded};
 use crate::kernels::Kernel;
 use crate::plan::{Par, Plan, for_chunks};
 use rayon::prelude::*;
 
-/// Fewest multiply-adds per output for the broadcast kernel (see [`Broadcast::applies`]).
-const MIN_DEPTH: usize = 76;
+/// Fewest multiply-adds per output for the broadcast kernels: the layers too deep for the
+/// few-channel direct kernels (see [`Broadcast::applies`]).
+pub(crate) const MIN_DEPTH: usize = DIRECT_MAX_DEPTH + 1;
 /// Floats of the largest tile any level computes (pixels x channels).
 const TILE_MAX: usize = 400;
 /// Most pixels of any level's tile.
@@ -42,6 +43,8 @@ impl Broadcast {
     /// `lenet.c2` 1.7x, `cifar.down` (stride 2) 1.2x, `resnet20`'s downsampling 1.8x,
     /// `mnist.c2` and 8x8 layers 1.03-1.1x; shallower layers (`cifar.stem`, `mnist.c1`) lose,
     /// as the transposed store of each tile outweighs its few multiply-adds.
+    /// The weight gradient's broadcast kernel takes the same layers
+    /// ([`BroadcastGrad::applies`](crate::broadcast_weight::BroadcastGrad::applies)).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         p.kernel.broadcast_tile(s.cout).is_some()
             && s.params.groups == 1

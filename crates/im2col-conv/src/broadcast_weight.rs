@@ -8,12 +8,11 @@
 //! values then serves every tap.
 
 use crate::Conv2dShape;
+use crate::broadcast::Broadcast;
 use crate::direct::Padded;
 use crate::kernels::Kernel;
 use crate::plan::{Par, Plan, for_chunks};
 
-/// Fewest taps (`cin * kh * kw`) for the broadcast kernel (see [`BroadcastGrad::applies`]).
-const MIN_DEPTH: usize = 76;
 /// Most taps of any level's tile.
 const TAPS_MAX: usize = 25;
 
@@ -37,17 +36,15 @@ pub(crate) struct BroadcastGrad {
 }
 
 impl BroadcastGrad {
-    /// Whether the broadcast kernel can run this weight gradient: a SIMD level, one group, a
-    /// kernel larger than 1x1 and at least [`MIN_DEPTH`] taps. Measured at one thread against
-    /// GEMM: `lenet.c2` 1.5x, `mnist.c2` 1.15x, stride-2 layers 1.4-2.3x, `resnet20`'s 16x16
+    /// Whether the broadcast kernel can run this weight gradient: the layers of
+    /// [`Broadcast::applies`] (a SIMD level, one group, a kernel larger than 1x1 and at least
+    /// [`MIN_DEPTH`](crate::broadcast::MIN_DEPTH) taps). Measured at one thread against GEMM:
+    /// `lenet.c2` 1.5x, `mnist.c2` 1.15x, stride-2 layers 1.4-2.3x, `resnet20`'s 16x16
     /// and 8x8 layers 1.1-1.3x, and at two threads against the direct kernel on 32-wide rows
     /// 1.2-1.3x; shallower layers (`cifar.stem`, `mnist.c1`) lose 2-3x, as each image's pass
     /// over few taps cannot amortise the tile's loads and stores.
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
-        p.kernel.broadcast_tile(s.cout).is_some()
-            && s.params.groups == 1
-            && !p.pointwise
-            && p.k_all >= MIN_DEPTH
+        Broadcast::applies(s, p)
     }
 
     /// The geometry of `s` (which [`BroadcastGrad::applies`] to).

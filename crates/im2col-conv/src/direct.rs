@@ -7,7 +7,7 @@ use crate::plan::Plan;
 
 /// Largest `cin * kh * kw` the direct kernels take: below it, a GEMM's B panel is mostly
 /// packing (one copy per row of only `cout` multiply-adds) and its tile mostly padding.
-const DIRECT_MAX_DEPTH: usize = 75;
+pub(crate) const DIRECT_MAX_DEPTH: usize = 75;
 
 /// Geometry of a zero-padded input: the direct kernels' view of the images.
 #[derive(Debug, Clone, Copy)]

@@ -8,9 +8,8 @@ use crate::direct::Padded;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
-use crate::plan::{Par, Plan, enough_tasks, for_chunks};
+use crate::plan::{Par, Plan, for_chunks, for_images, image_slots};
 use crate::{Conv2dShape, ConvWorkspace};
-use rayon::prelude::*;
 
 /// Forward convolution: `output = conv2d(input, weight) + bias`, overwriting `output`.
 ///
@@ -41,18 +40,12 @@ pub fn conv2d_forward(
     let groups = shape.params.groups;
     let kern = plan.kernel;
     let kb = KBlocks::new(plan.k_g, if plan.pointwise { 1 } else { plan.taps });
-    let baseline = Backend::selected() == Backend::MatrixMultiply;
+    let route = Route::of(shape, &plan);
+    let baseline = route == Route::Baseline;
     let per_group = PackedA::len(kern, plan.cout_g, plan.k_g);
-    let threads = rayon::current_num_threads();
-    let whole_images = enough_tasks(shape.n, threads);
-    let slot_count = if whole_images {
-        shape.n.div_ceil(shape.n.div_ceil(threads))
-    } else {
-        1
-    };
-    let direct = !baseline && Padded::applies(shape, &plan);
-    let broadcast = (!baseline && !direct && Broadcast::applies(shape, &plan))
-        .then(|| Broadcast::new(shape, &plan));
+    let slot_count = image_slots(shape.n, rayon::current_num_threads());
+    let direct = route == Route::Direct;
+    let broadcast = (route == Route::Broadcast).then(|| Broadcast::new(shape, &plan));
     let col_len = if baseline {
         plan.col_len()
     } else if let Some(b) = &broadcast {
@@ -93,36 +86,54 @@ pub fn conv2d_forward(
         direct: direct.then(|| Padded::new(shape)),
         broadcast,
     };
-    if whole_images {
-        // Whole images per task: no synchronisation inside an image.
-        let per = shape.n.div_ceil(threads);
-        output
-            .par_chunks_mut(per * plan.out_img)
-            .zip(input.par_chunks(per * plan.in_img))
-            .zip(slots.par_iter_mut())
-            .for_each(|((y, x), slot)| {
-                for (y_img, x_img) in y.chunks_mut(plan.out_img).zip(x.chunks(plan.in_img)) {
-                    fwd.image(x_img, y_img, &mut slot.col, Par::Seq);
-                }
-            });
-    } else {
-        // Too few images to go round: split each image's output rows over the threads.
-        let col = &mut slots[0].col;
-        for (y_img, x_img) in output
-            .chunks_mut(plan.out_img)
-            .zip(input.chunks(plan.in_img))
-        {
-            fwd.image(x_img, y_img, col, Par::Split(threads));
-        }
-    }
+    // Whole images per task where there are enough (no synchronisation inside an image),
+    // else each image's output rows split over the threads.
+    for_images(
+        output,
+        plan.out_img,
+        input,
+        plan.in_img,
+        slots,
+        |x, y, col, par| {
+            fwd.image(x, y, col, par);
+        },
+    );
 }
 
 /// Whether the forward pass of `shape` runs on a direct kernel (the row kernel or the
 /// broadcast kernel) rather than the implicit GEMM.
 pub(crate) fn runs_direct(shape: &Conv2dShape) -> bool {
-    let plan = Plan::new(shape);
-    Backend::selected() == Backend::Packed
-        && (Padded::applies(shape, &plan) || Broadcast::applies(shape, &plan))
+    matches!(
+        Route::of(shape, &Plan::new(shape)),
+        Route::Direct | Route::Broadcast
+    )
+}
+
+/// How a forward convolution runs, chosen from its shape alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// im2col + `matrixmultiply` (`GANGLION_CONV_GEMM=matrixmultiply`).
+    Baseline,
+    /// The direct row kernel ([`Padded::applies`]).
+    Direct,
+    /// The broadcast kernel ([`Broadcast::applies`]).
+    Broadcast,
+    /// The implicit GEMM on the packed micro-kernels.
+    Gemm,
+}
+
+impl Route {
+    fn of(shape: &Conv2dShape, plan: &Plan) -> Self {
+        if Backend::selected() == Backend::MatrixMultiply {
+            Self::Baseline
+        } else if Padded::applies(shape, plan) {
+            Self::Direct
+        } else if Broadcast::applies(shape, plan) {
+            Self::Broadcast
+        } else {
+            Self::Gemm
+        }
+    }
 }
 
 /// What every task of one forward call shares.

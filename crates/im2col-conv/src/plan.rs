@@ -8,6 +8,7 @@
 
 use crate::Conv2dShape;
 use crate::kernels::Kernel;
+use crate::workspace::Slot;
 use rayon::prelude::*;
 
 /// Target elements of one column tile (`cin * kh * kw` rows by tile pixels), 1 MiB: written by
@@ -134,6 +135,50 @@ pub(crate) enum Par {
 /// long tail; otherwise each unit is split across the threads instead.
 pub(crate) fn enough_tasks(tasks: usize, threads: usize) -> bool {
     tasks >= threads && (tasks.is_multiple_of(threads) || tasks >= 2 * threads)
+}
+
+/// Scratch slots a per-image pass needs for `n` images on `threads` threads: one per task of
+/// whole images, or one when each image is split across the threads (see [`for_images`]).
+pub(crate) fn image_slots(n: usize, threads: usize) -> usize {
+    if enough_tasks(n, threads) {
+        n.div_ceil(n.div_ceil(threads))
+    } else {
+        1
+    }
+}
+
+/// Runs `f(src_img, dst_img, scratch, par)` on every image of `src` (`src_img` floats each) and
+/// `dst` (`dst_img` floats each). With enough images, tasks of whole images run in parallel,
+/// one slot of [`image_slots`] each, and `f` runs `Par::Seq`; otherwise images run one after
+/// the other with slot 0, and `f` splits each one over the threads (`Par::Split`).
+pub(crate) fn for_images<F>(
+    dst: &mut [f32],
+    dst_img: usize,
+    src: &[f32],
+    src_img: usize,
+    slots: &mut [Slot],
+    f: F,
+) where
+    F: Fn(&[f32], &mut [f32], &mut [f32], Par) + Sync,
+{
+    let threads = rayon::current_num_threads();
+    let n = dst.len() / dst_img.max(1);
+    if enough_tasks(n, threads) {
+        let per = n.div_ceil(threads);
+        dst.par_chunks_mut(per * dst_img)
+            .zip(src.par_chunks(per * src_img))
+            .zip(slots.par_iter_mut())
+            .for_each(|((d, s), slot)| {
+                for (d_img, s_img) in d.chunks_mut(dst_img).zip(s.chunks(src_img)) {
+                    f(s_img, d_img, &mut slot.col, Par::Seq);
+                }
+            });
+    } else {
+        let col = &mut slots[0].col;
+        for (d_img, s_img) in dst.chunks_mut(dst_img).zip(src.chunks(src_img)) {
+            f(s_img, d_img, col, Par::Split(threads));
+        }
+    }
 }
 
 /// Runs `f(index, chunk)` on consecutive `chunk_len`-element chunks of `data`, in parallel

@@ -8,6 +8,18 @@ use common::{Operands, check_against_f64, fast_at, levels, reference_f64, shapes
 use ganglion_im2col_conv::{Conv2dParams, Conv2dShape, ConvWorkspace};
 use proptest::prelude::*;
 
+/// The fast path on every level against the `f64` reference, within `1e-4`: the first
+/// disagreement, naming the level.
+fn matches_reference(shape: &Conv2dShape, with_bias: bool, seed: u64) -> Result<(), String> {
+    let ops = Operands::random(shape, with_bias, seed);
+    let want = reference_f64(shape, &ops);
+    for isa in levels() {
+        let got = fast_at(isa, shape, &ops, &mut ConvWorkspace::new());
+        check_against_f64(shape, &got, &want, 1e-4).map_err(|e| format!("{isa:?}: {e}"))?;
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -17,13 +29,8 @@ proptest! {
         with_bias: bool,
         seed in 0u64..1000,
     ) {
-        let ops = Operands::random(&shape, with_bias, seed);
-        let want = reference_f64(&shape, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
-            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-                prop_assert!(false, "{:?}: {}", isa, e);
-            }
+        if let Err(e) = matches_reference(&shape, with_bias, seed) {
+            prop_assert!(false, "{}", e);
         }
     }
 
@@ -33,13 +40,8 @@ proptest! {
         seed in 0u64..1000,
     ) {
         prop_assert_eq!(shape.cin, shape.params.groups);
-        let ops = Operands::random(&shape, true, seed);
-        let want = reference_f64(&shape, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
-            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-                prop_assert!(false, "{:?}: {}", isa, e);
-            }
+        if let Err(e) = matches_reference(&shape, true, seed) {
+            prop_assert!(false, "{}", e);
         }
     }
 
@@ -54,13 +56,8 @@ proptest! {
         }),
         seed in 0u64..1000,
     ) {
-        let ops = Operands::random(&shape, false, seed);
-        let want = reference_f64(&shape, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
-            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-                prop_assert!(false, "{:?}: {}", isa, e);
-            }
+        if let Err(e) = matches_reference(&shape, false, seed) {
+            prop_assert!(false, "{}", e);
         }
     }
 
@@ -83,13 +80,8 @@ proptest! {
         let shape = Conv2dShape::new([n, cin, size(out_h), size(out_w)], [cout, cin, k, k], params)
             .expect("valid by construction");
         prop_assert_eq!(shape.out_w(), out_w);
-        let ops = Operands::random(&shape, with_bias, seed);
-        let want = reference_f64(&shape, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
-            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-                prop_assert!(false, "{:?}: {}", isa, e);
-            }
+        if let Err(e) = matches_reference(&shape, with_bias, seed) {
+            prop_assert!(false, "{}", e);
         }
     }
 
@@ -107,13 +99,8 @@ proptest! {
         let [_, cin_g, kh, kw] = shape.weight_dims();
         let shape = Conv2dShape::new(shape.input_dims(), [cout, cin_g, kh, kw], shape.params)
             .expect("only the output channels changed");
-        let ops = Operands::random(&shape, with_bias, seed);
-        let want = reference_f64(&shape, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &shape, &ops, &mut ConvWorkspace::new());
-            if let Err(e) = check_against_f64(&shape, &got, &want, 1e-4) {
-                prop_assert!(false, "{:?}: {}", isa, e);
-            }
+        if let Err(e) = matches_reference(&shape, with_bias, seed) {
+            prop_assert!(false, "{}", e);
         }
     }
 }

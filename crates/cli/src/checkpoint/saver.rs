@@ -48,7 +48,7 @@ impl Saver {
             ),
         };
         if args.checkpoint_every.is_some() {
-            remove_stale_temporaries(run);
+            remove_stale_checkpoint_dirs(run);
         }
         // A run killed while writing its metrics or curves left their temporaries here.
         crate::atomic::remove_stale_temporaries(run);
@@ -148,7 +148,7 @@ fn train_argv() -> Vec<String> {
 }
 
 /// Removes `checkpoint.tmp-*` directories that killed runs left behind.
-fn remove_stale_temporaries(run: &Path) {
+fn remove_stale_checkpoint_dirs(run: &Path) {
     let Ok(entries) = fs::read_dir(run) else {
         return;
     };

@@ -430,6 +430,12 @@ impl Kernel {
     /// narrowest that holds `cout`, at most four vectors at AVX-512 and two at AVX2) and its
     /// output pixels. `None` at the scalar level.
     pub(crate) fn broadcast_tile(self, cout: usize) -> Option<(usize, usize)> {
+        self.broadcast_plan(cout).map(|(_, tile)| tile)
+    }
+
+    /// [`Kernel::broadcast_tile`] with its index in the level's tile table, which selects the
+    /// kernel's instantiation.
+    fn broadcast_plan(self, cout: usize) -> Option<(usize, (usize, usize))> {
         let (lanes, tiles) = match self.isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => (8, x86_64::AVX2_TILES),
@@ -437,18 +443,13 @@ impl Kernel {
             Isa::Avx512 => (16, x86_64::AVX512_TILES),
             _ => return None,
         };
-        let which = Self::broadcast_which(cout.div_ceil(lanes));
-        let (vectors, pixels) = tiles[which];
-        Some((vectors * lanes, pixels))
-    }
-
-    /// Index into the tile tables for a block of `vectors` weight vectors.
-    fn broadcast_which(vectors: usize) -> usize {
-        match vectors {
+        let which = match cout.div_ceil(lanes) {
             0 | 1 => 0,
             2 => 1,
             _ => 2,
-        }
+        };
+        let (vectors, pixels) = tiles[which];
+        Some((which, (vectors * lanes, pixels)))
     }
 
     /// One tile of the broadcast convolution kernel: `tile[p * C + c] = bias[c] + sum over
@@ -473,8 +474,8 @@ impl Kernel {
         bias: Option<&[f32]>,
         tile: &mut [f32],
     ) {
-        let (c_len, pixels) = self
-            .broadcast_tile(cout)
+        let (which, (c_len, pixels)) = self
+            .broadcast_plan(cout)
             .expect("broadcast: the scalar level has no broadcast kernel");
         let taps = cin * kh * kw;
         let reach = offs.iter().take(pixels).max().copied().unwrap_or(0)
@@ -506,7 +507,7 @@ impl Kernel {
             // biases, the `P` offsets and the `P * C` tile floats written (a unique borrow).
             Isa::Avx2Fma => unsafe {
                 x86_64::bcast_avx2(
-                    Self::broadcast_which(c_len / 8),
+                    which,
                     x.as_ptr(),
                     offs.as_ptr(),
                     g,
@@ -519,7 +520,7 @@ impl Kernel {
             // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
             Isa::Avx512 => unsafe {
                 x86_64::bcast_avx512(
-                    Self::broadcast_which(c_len / 16),
+                    which,
                     x.as_ptr(),
                     offs.as_ptr(),
                     g,
@@ -535,8 +536,7 @@ impl Kernel {
     /// One image's contribution to a weight-gradient tile of the broadcast kernel:
     /// `tile[i * C + c] += sum over output pixels (oh, ow), in order, of
     /// dyt[(oh * out_w + ow) * dyt_stride + c] * x[oh * sh * xw + ow * sw + taps[i]]`, for the
-    /// `(C, T)` =
-    /// [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`. `x` is the zero-padded image
+    /// `(C, T)` = [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`. `x` is the zero-padded image
     /// (row `xw`), `taps` each tap's offset in it, `dyt` the output gradient transposed to
     /// pixel-major. The sums over pixels stay in registers, one lane per output channel.
     ///
@@ -555,8 +555,8 @@ impl Kernel {
         dyt_stride: usize,
         tile: &mut [f32],
     ) {
-        let (c_len, t_len) = self
-            .broadcast_tile(cout)
+        let (which, (c_len, t_len)) = self
+            .broadcast_plan(cout)
             .expect("broadcast_weight_grad: the scalar level has no broadcast kernel");
         let pixels = out_h * out_w;
         let reach = (out_h.max(1) - 1) * sh * xw
@@ -580,7 +580,7 @@ impl Kernel {
             // (a unique borrow).
             Isa::Avx2Fma => unsafe {
                 x86_64::wgrad_bcast_avx2(
-                    Self::broadcast_which(c_len / 8),
+                    which,
                     x.as_ptr(),
                     [out_h, out_w],
                     [sh, sw],
@@ -595,7 +595,7 @@ impl Kernel {
             // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
             Isa::Avx512 => unsafe {
                 x86_64::wgrad_bcast_avx512(
-                    Self::broadcast_which(c_len / 16),
+                    which,
                     x.as_ptr(),
                     [out_h, out_w],
                     [sh, sw],
