@@ -8,7 +8,8 @@ use crate::forward::runs_direct;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
-use crate::plan::{Par, Plan, for_chunks, for_images, image_slots};
+use crate::plan::{Par, Plan, enough_tasks, for_chunks, for_images, image_slots};
+use crate::scatter::Scatter;
 use crate::workspace::grow;
 use crate::{Conv2dParams, conv2d_forward};
 use crate::{Conv2dShape, ConvWorkspace};
@@ -37,10 +38,13 @@ pub fn conv2d_backward_data(
     assert_len(OP, "weight", weight.len(), shape.weight_len());
     assert_len(OP, "grad_input", grad_input.len(), shape.input_len());
     let baseline = Backend::selected() == Backend::MatrixMultiply;
+    let plan = Plan::new(shape);
+    if !baseline && Scatter::applies(shape, &plan) {
+        return scatter(shape, &plan, grad_output, weight, grad_input, ws);
+    }
     if !baseline && let Some(rotated) = Rotated::of(shape) {
         return rotated.run(shape, grad_output, weight, grad_input, ws);
     }
-    let plan = Plan::new(shape);
     let groups = shape.params.groups;
     let kern = plan.kernel;
     let per_group = PackedA::len(kern, plan.k_g, plan.cout_g);
@@ -74,6 +78,33 @@ pub fn conv2d_backward_data(
         |dy, dx, col, par| {
             bwd.image(dy, dx, col, par);
         },
+    );
+}
+
+/// Backward-data by scatter (see [`Scatter`]): weights packed once into the workspace, then
+/// image by image.
+fn scatter(
+    shape: &Conv2dShape,
+    plan: &Plan,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+    ws: &mut ConvWorkspace,
+) {
+    let threads = rayon::current_num_threads();
+    let sc = Scatter::new(shape, plan, !enough_tasks(shape.n, threads));
+    let slot_count = image_slots(shape.n, threads);
+    let (packed, slots) = ws.packed_and_slots(sc.packed_len(), slot_count, sc.buf_len(), 0);
+    sc.pack(weight, packed);
+    let packed: &[f32] = packed;
+    let kern = plan.kernel;
+    for_images(
+        grad_input,
+        plan.in_img,
+        grad_output,
+        plan.out_img,
+        slots,
+        |dy, dx, buf, par| sc.image(kern, dy, packed, dx, buf, par),
     );
 }
 

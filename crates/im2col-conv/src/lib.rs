@@ -32,9 +32,13 @@
 //!     column panels are packed straight from the input, `NR` output pixels wide, in the
 //!     layout the micro-kernel reads (no whole im2col matrix); the bias seeds the output
 //!     tile;
-//! * backward-data: for stride 1 with enough input channels (64, or 16 where the result
-//!   runs on a direct kernel), the forward pass of `dY` by the rotated, transposed weights,
-//!   which needs no column matrix; otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed
+//! * backward-data: for a stride above 1, or padding other than half the kernel's reach
+//!   (one group, at least 16 input and 32 output channels), by scatter on the broadcast
+//!   kernel: per tap, a tile of `dY` pixels times the tap's transposed weights, one input
+//!   channel per lane, added into `dX` where the tap read (no column matrix, no col2im, no
+//!   multiply-adds over padding); for other stride-1 layers with enough input channels (64,
+//!   or 16 where the result runs on a direct kernel), the forward pass of `dY` by the
+//!   rotated, transposed weights; otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed
 //!   once) then col2im;
 //! * backward-weight: the direct kernel (sums over the output width in registers, then
 //!   across lanes) for few input channels (`cin * kh * kw <= 75`); the
@@ -107,6 +111,7 @@ mod matmul;
 mod params;
 mod plan;
 pub mod reference;
+mod scatter;
 mod tensor_api;
 mod workspace;
 

@@ -219,6 +219,10 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // reduced in parallel and (70 channels) two channel blocks.
         shape([8, 12, 10, 10], [20, 12, 3, 3], pad),
         shape([6, 10, 14, 14], [70, 10, 3, 3], pad.with_stride(2)),
+        // Backward-data by scatter: one image of two channel blocks (split across threads),
+        // and a batch split either way.
+        shape([1, 80, 9, 9], [32, 80, 3, 3], pad.with_stride(2)),
+        shape([3, 20, 10, 10], [40, 20, 3, 3], Conv2dParams::default()),
     ]
 }
 
@@ -366,7 +370,7 @@ fn one_workspace_serves_shapes_in_any_order() {
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
     for round in 0..2 {
-        for i in [5, 0, 3, 1, 9, 4, 2, 6, 8, 7]
+        for i in [5, 0, 3, 1, 9, 11, 4, 2, 10, 6, 8, 7]
             .into_iter()
             .rev()
             .chain([0, 5, 2, 7])

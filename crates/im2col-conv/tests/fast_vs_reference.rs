@@ -103,4 +103,23 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+
+    /// Backward-data by scatter: at least 16 input and 32 output channels, one group, a
+    /// kernel larger than 1x1, and a stride above 1 or a padding other than half the reach;
+    /// 16 to 70 input channels cover one to three channel blocks with ragged last blocks, and
+    /// every tile shape. Other shapes drawn here take the other routes, also checked.
+    #[test]
+    fn scatter_backward_data_matches_f64_reference(
+        shape in shapes(1..=3, 1..=1, 32..=34, 1..=9, 2..=4),
+        cin in 16usize..=70,
+        seed in 0u64..1000,
+    ) {
+        let [n, _, h, w] = shape.input_dims();
+        let [cout, _, kh, kw] = shape.weight_dims();
+        let shape = Conv2dShape::new([n, cin, h, w], [cout, cin, kh, kw], shape.params)
+            .expect("only the input channels changed");
+        if let Err(e) = matches_reference(&shape, false, seed) {
+            prop_assert!(false, "{}", e);
+        }
+    }
 }

@@ -1,0 +1,247 @@
+//! Backward-data on the broadcast kernel, by scatter: for each kernel tap, a tile of
+//! output-gradient pixels times that tap's transposed weights, `W_t^T x dY` (one input channel
+//! per vector lane), added into the input gradient at the pixels the tap read.
+//!
+//! Against GEMM + col2im there is no column matrix and no scatter of single floats: each
+//! product is a vector of input channels, added where it belongs. Against the rotated forward
+//! ([`Rotated`](crate::backward_data::Rotated)) it needs no stride of 1 and does no
+//! multiply-adds over zero padding, which a layer without padding costs the rotated forward
+//! (`mnist.c2`: 26 x 26 rotated outputs for 24 x 24 real ones, 17% more).
+
+use crate::Conv2dShape;
+use crate::kernels::Kernel;
+use crate::plan::{Par, Plan};
+
+/// Fewest input channels: below one vector the lanes run mostly empty.
+const MIN_CHANNELS: usize = 16;
+/// Fewest output channels, the depth of each tile's sum: below it the tile's load and store
+/// outweigh its multiply-adds.
+const MIN_DEPTH: usize = 32;
+/// Most pixels of any level's tile (see [`Kernel::broadcast_tile`]).
+const PIXELS_MAX: usize = 25;
+/// Floats of the largest tile any level computes (pixels x channels).
+const TILE_MAX: usize = 400;
+
+/// A backward-data convolution by scatter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scatter {
+    cin: usize,
+    cout: usize,
+    /// Input size, and its zero-padded extent (products of taps that read padding land there
+    /// and are dropped).
+    h: usize,
+    w: usize,
+    hp: usize,
+    wp: usize,
+    pad: [usize; 2],
+    kh: usize,
+    kw: usize,
+    out_h: usize,
+    out_w: usize,
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    /// Input channels and pixels of one kernel tile, and blocks of `channels` input channels.
+    channels: usize,
+    tile: usize,
+    blocks: usize,
+}
+
+impl Scatter {
+    /// Whether the scatter route runs this backward-data: a SIMD level, one group, a kernel
+    /// larger than 1x1, at least a vector of input channels and [`MIN_DEPTH`] output
+    /// channels, and a shape the rotated forward serves badly: a stride above 1 (which it
+    /// cannot take) or padding other than half the kernel's reach (its outputs then cover
+    /// padding). Measured against GEMM + col2im: `cifar.down` 1.17x at two threads (one
+    /// image: 1.5x), `resnet20`'s downsampling layers 1.3x and 1.5x at one thread; against
+    /// the rotated forward, `mnist.c2` and a 48-channel unpadded layer run level.
+    pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        let q = &s.params;
+        let reach = |k: usize, d: usize| d * (k - 1);
+        let same = q.padding[0] * 2 == reach(s.kh, q.dilation[0])
+            && q.padding[1] * 2 == reach(s.kw, q.dilation[1]);
+        p.kernel.broadcast_tile(s.cin).is_some()
+            && q.groups == 1
+            && s.kh * s.kw > 1
+            && s.cin >= MIN_CHANNELS
+            && s.cout >= MIN_DEPTH
+            && (q.stride != [1, 1] || !same)
+    }
+
+    /// The geometry of `s` (which [`Scatter::applies`] to), for images that each run on one
+    /// thread, or (`split`) across all of them: then each block is one vector of input
+    /// channels, so that even one image has several blocks to share out. Each lane's sums
+    /// are the same whatever the block width, so the results are too.
+    pub(crate) fn new(s: &Conv2dShape, p: &Plan, split: bool) -> Self {
+        let lanes = p.kernel.nr() / 2;
+        let (channels, tile) = p
+            .kernel
+            .broadcast_tile(if split { lanes } else { s.cin })
+            .expect("scatter path needs a SIMD level");
+        debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
+        let [ph, pw] = s.params.padding;
+        Self {
+            cin: s.cin,
+            cout: s.cout,
+            h: s.h,
+            w: s.w,
+            hp: s.h + 2 * ph,
+            wp: s.w + 2 * pw,
+            pad: s.params.padding,
+            kh: s.kh,
+            kw: s.kw,
+            out_h: s.out_h(),
+            out_w: s.out_w(),
+            stride: s.params.stride,
+            dilation: s.params.dilation,
+            channels,
+            tile,
+            blocks: s.cin.div_ceil(channels),
+        }
+    }
+
+    /// Floats of the packed weights: per block of input channels and tap, `cout` rows of
+    /// `channels`.
+    pub(crate) fn packed_len(&self) -> usize {
+        self.blocks * self.kh * self.kw * self.cout * self.channels
+    }
+
+    /// Packs the OIHW `weight` for the kernel: block `b`, tap `t`, output channel `co`, input
+    /// channel `c` of the block at `((b * taps + t) * cout + co) * channels + c`, zero past
+    /// the layer's input channels.
+    pub(crate) fn pack(&self, weight: &[f32], dst: &mut [f32]) {
+        let (ch, taps) = (self.channels, self.kh * self.kw);
+        for (bt, rows) in dst.chunks_exact_mut(self.cout * ch).enumerate() {
+            let (b, t) = (bt / taps, bt % taps);
+            for (co, row) in rows.chunks_exact_mut(ch).enumerate() {
+                for (c, v) in row.iter_mut().enumerate() {
+                    let ci = b * ch + c;
+                    *v = if ci < self.cin {
+                        weight[(co * self.cin + ci) * taps + t]
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+
+    /// Floats of one block's accumulator: the padded input gradient, pixel-major.
+    fn acc_len(&self) -> usize {
+        self.hp * self.wp * self.channels
+    }
+
+    /// Floats of one task's scratch: an accumulator per block of input channels.
+    pub(crate) fn buf_len(&self) -> usize {
+        self.blocks * self.acc_len()
+    }
+
+    /// One image: `dy` is `[cout, out_h, out_w]`, `dx` `[cin, h, w]`, `buf` scratch of
+    /// [`Scatter::buf_len`]. Blocks of input channels go to the threads in `Split` mode.
+    ///
+    /// Each input-gradient element receives its products in the order (tap, output pixel),
+    /// each product summed over the output channels in order: fixed by the shape alone.
+    pub(crate) fn image(
+        &self,
+        kern: Kernel,
+        dy: &[f32],
+        packed: &[f32],
+        dx: &mut [f32],
+        buf: &mut [f32],
+        par: Par,
+    ) {
+        let plane = self.h * self.w;
+        let block_floats = self.channels * plane;
+        let acc_len = self.acc_len();
+        let bufs = &mut buf[..self.buf_len()];
+        for_chunks_pair(dx, block_floats, bufs, acc_len, par, |b, dx_block, acc| {
+            self.block(kern, dy, packed, b, dx_block, acc);
+        });
+    }
+
+    /// Input channels `b * channels ..` of one image into `dx_block` (`[rows, h, w]`), through
+    /// the accumulator `acc`.
+    fn block(
+        &self,
+        kern: Kernel,
+        dy: &[f32],
+        packed: &[f32],
+        b: usize,
+        dx_block: &mut [f32],
+        acc: &mut [f32],
+    ) {
+        let (ch, tile) = (self.channels, self.tile);
+        let taps = self.kh * self.kw;
+        let pixels = self.out_h * self.out_w;
+        let [sh, sw] = self.stride;
+        let [dh, dw] = self.dilation;
+        acc.fill(0.0);
+        let mut offs = [0usize; PIXELS_MAX];
+        let mut out = [0.0f32; TILE_MAX];
+        for t in 0..taps {
+            let (ki, kj) = (t / self.kw, t % self.kw);
+            let w = &packed[(b * taps + t) * self.cout * ch..][..self.cout * ch];
+            for f0 in (0..pixels).step_by(tile) {
+                let valid = tile.min(pixels - f0);
+                for (p, off) in offs[..tile].iter_mut().enumerate() {
+                    *off = (f0 + p).min(pixels - 1);
+                }
+                let out = &mut out[..tile * ch];
+                // `W_t^T x dY` for the tile: the output channels are the kernel's "input
+                // channels", each a plane of `pixels`, read at one pixel (a 1x1 window).
+                kern.broadcast(
+                    ch,
+                    dy,
+                    &offs[..tile],
+                    [self.cout, 1, 1],
+                    [pixels, self.out_w],
+                    [1, 1],
+                    w,
+                    None,
+                    out,
+                );
+                for (p, prod) in out.chunks_exact(ch).take(valid).enumerate() {
+                    let (oh, ow) = ((f0 + p) / self.out_w, (f0 + p) % self.out_w);
+                    let at = ((oh * sh + ki * dh) * self.wp + ow * sw + kj * dw) * ch;
+                    for (a, &v) in acc[at..at + ch].iter_mut().zip(prod) {
+                        *a += v;
+                    }
+                }
+            }
+        }
+        // Pixel-major accumulator to channel-major rows, dropping the padding.
+        let rows = dx_block.len() / (self.h * self.w);
+        let [ph, pw] = self.pad;
+        for y in 0..self.h {
+            let src = &acc[((y + ph) * self.wp + pw) * ch..];
+            kern.transpose(
+                src,
+                ch,
+                self.w,
+                rows,
+                &mut dx_block[y * self.w..],
+                self.h * self.w,
+            );
+        }
+    }
+}
+
+/// Runs `f(index, a_chunk, b_chunk)` on consecutive chunks of `a` (`a_len` floats) and `b`
+/// (`b_len` floats) taken in pairs, in parallel when `par` splits.
+fn for_chunks_pair<F>(a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, par: Par, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    use rayon::prelude::*;
+    match par {
+        Par::Seq => a
+            .chunks_mut(a_len)
+            .zip(b.chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y)),
+        Par::Split(_) => a
+            .par_chunks_mut(a_len)
+            .zip(b.par_chunks_mut(b_len))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y)),
+    }
+}
