@@ -179,6 +179,7 @@ impl Scatter {
         let mut out = [0.0f32; TILE_MAX];
         for t in 0..taps {
             let (ki, kj) = (t / self.kw, t % self.kw);
+            let tap_at = ki * dh * self.wp + kj * dw;
             let w = &packed[(b * taps + t) * self.cout * ch..][..self.cout * ch];
             for f0 in (0..pixels).step_by(tile) {
                 let valid = tile.min(pixels - f0);
@@ -199,11 +200,16 @@ impl Scatter {
                     None,
                     out,
                 );
-                for (p, prod) in out.chunks_exact(ch).take(valid).enumerate() {
-                    let (oh, ow) = ((f0 + p) / self.out_w, (f0 + p) % self.out_w);
-                    let at = ((oh * sh + ki * dh) * self.wp + ow * sw + kj * dw) * ch;
+                // Walk the tile's pixels row by row: one division per tile, not per pixel.
+                let (mut oh, mut ow) = (f0 / self.out_w, f0 % self.out_w);
+                for prod in out.chunks_exact(ch).take(valid) {
+                    let at = ((oh * sh) * self.wp + ow * sw + tap_at) * ch;
                     for (a, &v) in acc[at..at + ch].iter_mut().zip(prod) {
                         *a += v;
+                    }
+                    ow += 1;
+                    if ow == self.out_w {
+                        (oh, ow) = (oh + 1, 0);
                     }
                 }
             }
