@@ -30,8 +30,8 @@ pub fn load(path: &Path, architecture: Option<&str>) -> Result<Loaded> {
             models::ZOO.join(", ")
         );
     }
-    let (mut model, meta) = models::load(path, architecture)
-        .with_context(|| format!("cannot load weights from {}", path.display()))?;
+    // The model's errors name the file themselves.
+    let (mut model, meta) = models::load(path, architecture).context("cannot load weights")?;
     model.set_training(false);
     Ok(Loaded { model, meta })
 }

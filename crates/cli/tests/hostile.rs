@@ -56,12 +56,18 @@ fn measured(args: &[&str], cwd: &Path) -> Measured {
 }
 
 /// Runs `args` and checks it fails cleanly, naming `name`, in little time and memory.
-fn refused(args: &[&str], cwd: &Path, name: &str, want: &[&str]) {
+fn refused(args: &[&str], cwd: &Path, name: &str, want: &[&str]) -> String {
     let m = measured(args, cwd);
     assert!(!m.success, "{args:?} succeeded");
     assert!(m.stderr.starts_with("error:"), "{args:?}: {}", m.stderr);
     assert!(!m.stderr.contains("panicked"), "{args:?}: {}", m.stderr);
     assert!(m.stderr.contains(name), "{args:?}: {}", m.stderr);
+    assert_eq!(
+        m.stderr.matches(name).count(),
+        1,
+        "{args:?}: the file is named once: {}",
+        m.stderr
+    );
     for w in want {
         assert!(
             m.stderr.contains(w),
@@ -85,6 +91,7 @@ fn refused(args: &[&str], cwd: &Path, name: &str, want: &[&str]) {
         m.peak_kb,
         m.stderr.trim()
     );
+    m.stderr
 }
 
 fn idx(dims: &[u32], payload: &[u8]) -> Vec<u8> {
@@ -168,6 +175,8 @@ fn forged_safetensors_headers_are_refused() {
         r#"{"__metadata__":{"ganglion.architecture":"lenet5","ganglion.input_shape":"1,100000,100000"}}"#,
         b"",
     );
+    // The reader's message quotes the JSON parser's; it must not be printed twice.
+    let json = safetensors(r#"{"conv1.weight":1}"#, b"");
     for (name, bytes, want) in [
         ("huge-header.safetensors", huge_len, "header"),
         (
@@ -177,11 +186,14 @@ fn forged_safetensors_headers_are_refused() {
         ),
         ("channels.safetensors", channels, "conv1.weight"),
         ("side.safetensors", side, "ganglion.input_shape"),
+        ("json.safetensors", json, "invalid JSON in header"),
     ] {
         let path = tmp.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         let path = path.to_string_lossy().into_owned();
-        refused(&["eval", "--weights", &path], tmp.path(), name, &[want]);
+        let stderr = refused(&["eval", "--weights", &path], tmp.path(), name, &[want]);
+        // The JSON parser's message (which names the line and column) appears once.
+        assert!(stderr.matches(" column ").count() <= 1, "{name}: {stderr}");
         refused(
             &["predict", "--weights", &path, &png],
             tmp.path(),

@@ -147,13 +147,14 @@ pub enum ModelError {
         source: std::io::Error,
     },
     /// The file is not a valid safetensors file (truncated, bad header, offsets past its end).
-    #[error("{}: not a valid safetensors file", path.display())]
+    /// The reader's finding is part of the message, not a separate source: its own message
+    /// already quotes the JSON parser's, which a chain of sources would print twice.
+    #[error("{}: not a valid safetensors file: {problem}", path.display())]
     Format {
         /// The file.
         path: PathBuf,
         /// What the safetensors reader found.
-        #[source]
-        source: safetensors::SafeTensorError,
+        problem: safetensors::SafeTensorError,
     },
     /// The tensors of the file do not match the model's; every mismatch is listed.
     #[error("{}: the file does not match the model ({} problems): {mismatches}", path.display(), mismatches.0.len())]

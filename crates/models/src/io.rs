@@ -77,9 +77,9 @@ pub fn to_bytes(model: &dyn Module, meta: &ModelMeta) -> Result<Vec<u8>, ModelEr
         tensors.push((name, owned));
     }
     let views = tensors.iter().map(|(n, t)| (n.as_str(), t));
-    safetensors::serialize(views, Some(meta.to_metadata())).map_err(|source| ModelError::Format {
+    safetensors::serialize(views, Some(meta.to_metadata())).map_err(|problem| ModelError::Format {
         path: PathBuf::from("<memory>"),
-        source,
+        problem,
     })
 }
 
@@ -179,9 +179,9 @@ pub fn read_meta(path: impl AsRef<Path>) -> Result<ModelMeta, ModelError> {
         op: "reading",
         source,
     };
-    let format = |source| ModelError::Format {
+    let format = |problem| ModelError::Format {
         path: path.to_path_buf(),
-        source,
+        problem,
     };
     let mut file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
@@ -322,9 +322,9 @@ struct FileTensor<'b> {
 }
 
 fn parse<'b>(bytes: &'b [u8], path: &Path) -> Result<Parsed<'b>, ModelError> {
-    let format = |source| ModelError::Format {
+    let format = |problem| ModelError::Format {
         path: path.to_path_buf(),
-        source,
+        problem,
     };
     // `read_metadata` checks the header length against the buffer, every tensor's offsets
     // against its shape and dtype, and that the tensors cover the data exactly: nothing can
