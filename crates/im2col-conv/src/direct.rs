@@ -88,6 +88,15 @@ impl Padded {
         }
     }
 
+    /// The kernel rows `k0..k1` that read any real input for output rows `oh..oh + count`:
+    /// the others read only padding, and their terms are zero.
+    pub(crate) fn kernel_rows(&self, oh: usize, count: usize) -> [usize; 2] {
+        let ph = self.pad[0];
+        let k0 = ph.saturating_sub(oh + count - 1).min(self.kh);
+        let k1 = (ph + self.h).saturating_sub(oh).min(self.kh);
+        [k0, k1.max(k0)]
+    }
+
     /// Floats of one padded image.
     pub(crate) fn image_len(&self) -> usize {
         self.cin * self.xs

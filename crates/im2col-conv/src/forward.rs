@@ -241,6 +241,7 @@ impl Forward<'_> {
                     d.xs,
                     d.xw,
                     [d.cin, d.kh, d.kw],
+                    d.kernel_rows(oh, if pair { 2 } else { 1 }),
                     w,
                     bias,
                     rows,

@@ -261,7 +261,8 @@ impl Kernel {
     /// vectorised over the output width: `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj}
     /// w[co * cin*kh*kw + (ci * kh + ki) * kw + kj] * x[ci * xs + ki * xw + ow + kj]`, where
     /// `x` is the zero-padded input (row stride `xw`, channel stride `xs`) from the output
-    /// row's first input row. The small-channel layers' forward path (their GEMM would be all
+    /// row's first input row, and `ki` runs over `rows_k` only: the caller leaves out kernel
+    /// rows that read nothing but padding. The small-channel layers' forward path (their GEMM would be all
     /// packing and no arithmetic), and that of layers whose rows fill the vectors exactly.
     /// With `pair`, two rows at most one vector wide (`out_w <= nr() / 2`) at once: the
     /// outputs of rows `oh` and `oh + 1`, back to back in `y`, where `x` must reach one row
@@ -278,6 +279,7 @@ impl Kernel {
         xs: usize,
         xw: usize,
         [cin, kh, kw]: [usize; 3],
+        rows_k: [usize; 2],
         w: &[f32],
         bias: Option<&[f32]>,
         rows: usize,
@@ -303,6 +305,8 @@ impl Kernel {
                 && wk > 0
                 && out_w > 0
                 && (!pair || out_w <= self.nr() / 2)
+                && rows_k[0] <= rows_k[1]
+                && rows_k[1] <= kh
                 && x.len() >= x_need
                 && w.len() >= rows * wk
                 && bias.is_none_or(|b| b.len() >= rows)
@@ -324,6 +328,7 @@ impl Kernel {
                     xs,
                     xw,
                     dims,
+                    rows_k,
                     w.as_ptr(),
                     bp,
                     rows,
@@ -342,6 +347,7 @@ impl Kernel {
                     xs,
                     xw,
                     dims,
+                    rows_k,
                     w.as_ptr(),
                     bp,
                     rows,

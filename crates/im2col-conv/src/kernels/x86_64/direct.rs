@@ -15,8 +15,9 @@ pub(crate) const AVX512_DIRECT_CO: usize = 8;
 /// most one vector wide: the second vector is the next output row, so `out_w <= LANES`):
 /// `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] *
 /// x[ci * xs + ki * xw + ow + kj]` for `co < rows`, `ow < out_w`, where `x` is the zero-padded
-/// input at the output row's first input row. Each sum runs over `ci`, `ki`, `kj` in order,
-/// started from the bias (or zero).
+/// input at the output row's first input row, and `ki` runs over `rows_k` only (the caller
+/// leaves out kernel rows that read only padding, whose terms are zero). Each sum runs over
+/// `ci`, `ki`, `kj` in order, started from the bias (or zero).
 ///
 /// # Safety
 /// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (kh - 1) * xw +
@@ -32,6 +33,7 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     xs: usize,
     xw: usize,
     [cin, kh, kw]: [usize; 3],
+    [k0, k1]: [usize; 2],
     w: *const f32,
     bias: *const f32,
     rows: usize,
@@ -59,19 +61,18 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
                     *a = [b, b];
                 }
             }
-            let mut t = 0;
             for ci in 0..cin {
-                for ki in 0..kh {
+                for ki in k0..k1 {
                     let xr = x.add(ci * xs + ki * xw + ow0);
+                    let t = (ci * kh + ki) * kw;
                     for kj in 0..kw {
                         let x0 = V::load(xr.add(kj));
                         let x1 = V::load(xr.add(kj + x_second));
                         for (co, a) in acc.iter_mut().enumerate() {
-                            let wv = V::splat(*wrow[co].add(t));
+                            let wv = V::splat(*wrow[co].add(t + kj));
                             a[0] = wv.fma(x0, a[0]);
                             a[1] = wv.fma(x1, a[1]);
                         }
-                        t += 1;
                     }
                 }
             }
@@ -118,6 +119,7 @@ pub(crate) unsafe fn direct_avx2(
     xs: usize,
     xw: usize,
     dims: [usize; 3],
+    rows_k: [usize; 2],
     w: *const f32,
     bias: *const f32,
     rows: usize,
@@ -129,9 +131,13 @@ pub(crate) unsafe fn direct_avx2(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         if pair {
-            direct_body::<Ymm, AVX2_DIRECT_CO, true>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+            direct_body::<Ymm, AVX2_DIRECT_CO, true>(
+                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+            )
         } else {
-            direct_body::<Ymm, AVX2_DIRECT_CO, false>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+            direct_body::<Ymm, AVX2_DIRECT_CO, false>(
+                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+            )
         }
     }
 }
@@ -148,6 +154,7 @@ pub(crate) unsafe fn direct_avx512(
     xs: usize,
     xw: usize,
     dims: [usize; 3],
+    rows_k: [usize; 2],
     w: *const f32,
     bias: *const f32,
     rows: usize,
@@ -159,10 +166,12 @@ pub(crate) unsafe fn direct_avx512(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         if pair {
-            direct_body::<Zmm, AVX512_DIRECT_CO, true>(x, xs, xw, dims, w, bias, rows, y, ys, out_w)
+            direct_body::<Zmm, AVX512_DIRECT_CO, true>(
+                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+            )
         } else {
             direct_body::<Zmm, AVX512_DIRECT_CO, false>(
-                x, xs, xw, dims, w, bias, rows, y, ys, out_w,
+                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
             )
         }
     }
