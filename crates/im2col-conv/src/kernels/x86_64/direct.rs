@@ -5,10 +5,14 @@
 
 use super::{Vector, Ymm, Zmm};
 
-/// Output channels per call of the direct kernel: AVX2 (4 x 2 `ymm` accumulators).
+/// Output channels per call of the direct kernel: AVX2 (4 x 2 `ymm` accumulators; blocks of
+/// at most 2 channels run on a tile of that size).
 pub(crate) const AVX2_DIRECT_CO: usize = 4;
-/// Output channels per call of the direct kernel: AVX-512 (8 x 2 `zmm` accumulators).
+/// Output channels per call of the direct kernel: AVX-512 (8 x 2 `zmm` accumulators; blocks
+/// of at most 6 or 4 channels run on tiles of that size).
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
+// `direct_avx2` and `direct_avx512` name their widest tiles as literals.
+const _: () = assert!(AVX2_DIRECT_CO == 4 && AVX512_DIRECT_CO == 8);
 
 /// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
 /// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
@@ -128,16 +132,26 @@ pub(crate) unsafe fn direct_avx2(
     out_w: usize,
     pair: bool,
 ) {
-    // SAFETY: forwarded from this function's contract.
+    // SAFETY: forwarded from this function's contract. A narrower instantiation only
+    // computes fewer of the `rows` it is given (`rows <= COB` still holds).
     unsafe {
-        if pair {
-            direct_body::<Ymm, AVX2_DIRECT_CO, true>(
-                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-            )
-        } else {
-            direct_body::<Ymm, AVX2_DIRECT_CO, false>(
-                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-            )
+        macro_rules! body {
+            ($cob:literal) => {
+                if pair {
+                    direct_body::<Ymm, $cob, true>(
+                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    )
+                } else {
+                    direct_body::<Ymm, $cob, false>(
+                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    )
+                }
+            };
+        }
+        // A ragged last block of one or two channels (`lenet.c1`'s 6 = 4 + 2).
+        match rows {
+            ..=2 => body!(2),
+            _ => body!(4),
         }
     }
 }
@@ -163,16 +177,28 @@ pub(crate) unsafe fn direct_avx512(
     out_w: usize,
     pair: bool,
 ) {
-    // SAFETY: forwarded from this function's contract.
+    // SAFETY: forwarded from this function's contract. A narrower instantiation only
+    // computes fewer of the `rows` it is given (`rows <= COB` still holds).
     unsafe {
-        if pair {
-            direct_body::<Zmm, AVX512_DIRECT_CO, true>(
-                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-            )
-        } else {
-            direct_body::<Zmm, AVX512_DIRECT_CO, false>(
-                x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-            )
+        macro_rules! body {
+            ($cob:literal) => {
+                if pair {
+                    direct_body::<Zmm, $cob, true>(
+                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    )
+                } else {
+                    direct_body::<Zmm, $cob, false>(
+                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    )
+                }
+            };
+        }
+        // Blocks of fewer channels (`lenet.c1`'s 6, a ragged last block) run on a tile of
+        // their size rather than multiplying clamped copies of their last channel.
+        match rows {
+            ..=4 => body!(4),
+            5..=6 => body!(6),
+            _ => body!(8),
         }
     }
 }
