@@ -452,3 +452,56 @@ fn graphs_are_send() {
     assert_send::<Graph>();
     assert_send::<AutogradError>();
 }
+
+/// Batch statistics of values far from zero that differ only in their last bits (1e4 and
+/// 2e4 plus 0 to 3 units in the last place): the variance, a few 1e-7, must come out as a
+/// two-pass `f64` reference computes it, where `sum(x^2) / m - mean^2` would lose it to
+/// cancellation (mean^2 / variance ~ 1e15).
+#[test]
+fn batch_norm_statistics_survive_a_large_offset() {
+    let (n, c, hw) = (4, 2, 25);
+    let x: Vec<f32> = (0..n * c * hw)
+        .map(|i| {
+            let base = 1e4 * (1 + i / hw % c) as f32;
+            let ulp = f32::from_bits(base.to_bits() + 1) - base;
+            base + ulp * ((i * 7) % 4) as f32
+        })
+        .collect();
+    let mut g = Graph::new();
+    let xv = g.input_from(&[n, c, 5, 5], &x).unwrap();
+    let ones = g.input(Tensor::ones(&[c]));
+    let zeros = g.input(Tensor::zeros(&[c]));
+    let (rm, rv) = (
+        Param::buffer(Tensor::zeros(&[c])),
+        Param::buffer(Tensor::ones(&[c])),
+    );
+    let mode = BatchNormMode::Train { momentum: 1.0 };
+    let y = g
+        .batch_norm2d(xv, ones, zeros, &rm, &rv, mode, 0.0)
+        .unwrap();
+    let y = g.value(y).data().to_vec();
+    for ch in 0..c {
+        let of = |v: &[f32]| -> Vec<f64> {
+            (0..n)
+                .flat_map(|i| &v[(i * c + ch) * hw..(i * c + ch + 1) * hw])
+                .map(|&v| v as f64)
+                .collect()
+        };
+        let (xs, ys) = (of(&x), of(&y));
+        let m = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / m;
+        let var = xs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m;
+        assert!(var > 0.0);
+        let unbiased = var * m / (m - 1.0);
+        let (got_mean, got_var) = (rm.read().value.data()[ch], rv.read().value.data()[ch]);
+        assert_eq!(got_mean, mean as f32, "channel {ch}");
+        assert!(
+            ((got_var as f64 - unbiased) / unbiased).abs() < 1e-6,
+            "channel {ch}: running variance {got_var} vs {unbiased}"
+        );
+        // Normalised: unit variance.
+        let y_mean = ys.iter().sum::<f64>() / m;
+        let y_var = ys.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / m;
+        assert!((y_var - 1.0).abs() < 1e-3, "channel {ch}: variance {y_var}");
+    }
+}

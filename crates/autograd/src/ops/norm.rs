@@ -125,20 +125,25 @@ impl Graph {
         let eps = eps as f64;
         let train = match mode {
             BatchNormMode::Train { momentum } => {
-                // Two passes in f64: the mean, then the biased variance around it.
+                // One pass in f64 over the values less the channel's first one. The shift
+                // keeps `sum(d^2) / m - mean(d)^2` free of cancellation, and, unlike a second
+                // pass around the mean rounded to f32, does not add that rounding's square
+                // to the variance (which, for values that differ only in their last bits,
+                // is as large as the variance itself).
                 let mut var = self.pool.take(&[c]);
                 let channel = |ch| reduce::planes(xd, c, hw, ch);
-                reduce::for_each_channel(mean.data_mut(), xd.len(), |ch| {
-                    (channel(ch).map(reduce::sum).sum::<f64>() / m as f64) as f32
+                reduce::for_each_channel2(mean.data_mut(), var.data_mut(), xd.len(), |ch| {
+                    let shift = channel(ch).next().map_or(0.0, |p| p[0] as f64);
+                    let (s1, s2) = channel(ch)
+                        .map(|p| reduce::sum_and_sq_dev(p, shift))
+                        .fold((0.0, 0.0), |(a, b), (p, q)| (a + p, b + q));
+                    let d = s1 / m as f64;
+                    let v = (s2 / m as f64 - d * d).max(0.0);
+                    ((shift + d) as f32, v as f32)
                 });
-                let mu = mean.data();
-                reduce::for_each_channel2(var.data_mut(), inv_std.data_mut(), xd.len(), |ch| {
-                    let sq: f64 = channel(ch)
-                        .map(|p| reduce::sum_sq_dev(p, mu[ch] as f64))
-                        .sum();
-                    let v = sq / m as f64;
-                    (v as f32, (1.0 / (v + eps).sqrt()) as f32)
-                });
+                for (s, &v) in inv_std.data_mut().iter_mut().zip(var.data()) {
+                    *s = (1.0 / (v as f64 + eps).sqrt()) as f32;
+                }
                 let (mom, unbias) = (momentum as f64, m as f64 / (m - 1) as f64);
                 let update = |running: &Param, stat: &Tensor, factor: f64| {
                     let mut r = running.write();

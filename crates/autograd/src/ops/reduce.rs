@@ -40,9 +40,10 @@ pub(crate) fn sum(x: &[f32]) -> f64 {
     lanes2(x, x, |v, _| [v])[0]
 }
 
-/// `sum((x - mu)^2)`.
-pub(crate) fn sum_sq_dev(x: &[f32], mu: f64) -> f64 {
-    lanes2(x, x, |v, _| [(v - mu) * (v - mu)])[0]
+/// `(sum(x - k), sum((x - k)^2))`.
+pub(crate) fn sum_and_sq_dev(x: &[f32], k: f64) -> (f64, f64) {
+    let [s, q] = lanes2(x, x, |v, _| [v - k, (v - k) * (v - k)]);
+    (s, q)
 }
 
 /// `(sum(g), sum(g * (x - mu)))`.
@@ -151,7 +152,9 @@ mod tests {
         assert!((sum(&x) - naive).abs() < 1e-12);
         let mu = 0.25;
         let sq: f64 = x.iter().map(|&v| (v as f64 - mu).powi(2)).sum();
-        assert!((sum_sq_dev(&x, mu) - sq).abs() < 1e-12);
+        let (s1, s2) = sum_and_sq_dev(&x, mu);
+        assert!((s1 - (naive - 37.0 * mu)).abs() < 1e-12);
+        assert!((s2 - sq).abs() < 1e-12);
         let (s, d) = sum_and_dot_dev(&g, &x, mu);
         let dn: f64 = g
             .iter()
