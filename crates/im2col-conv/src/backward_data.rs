@@ -39,11 +39,11 @@ pub fn conv2d_backward_data(
     assert_len(OP, "grad_input", grad_input.len(), shape.input_len());
     let baseline = Backend::selected() == Backend::MatrixMultiply;
     let plan = Plan::new(shape);
-    if !baseline && Scatter::applies(shape, &plan) {
-        return scatter(shape, &plan, grad_output, weight, grad_input, ws);
-    }
     if !baseline && let Some(rotated) = Rotated::of(shape) {
         return rotated.run(shape, grad_output, weight, grad_input, ws);
+    }
+    if !baseline && Scatter::applies(shape, &plan) {
+        return scatter(shape, &plan, grad_output, weight, grad_input, ws);
     }
     let groups = shape.params.groups;
     let kern = plan.kernel;

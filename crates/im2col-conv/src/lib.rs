@@ -32,14 +32,14 @@
 //!     column panels are packed straight from the input, `NR` output pixels wide, in the
 //!     layout the micro-kernel reads (no whole im2col matrix); the bias seeds the output
 //!     tile;
-//! * backward-data: for a stride above 1, or padding other than half the kernel's reach
-//!   (one group, at least 16 input and 32 output channels), by scatter on the broadcast
-//!   kernel: per tap, a tile of `dY` pixels times the tap's transposed weights, one input
-//!   channel per lane, added into `dX` where the tap read (no column matrix, no col2im, no
-//!   multiply-adds over padding); for other stride-1 layers with enough input channels (64,
-//!   or 16 where the result runs on a direct kernel), the forward pass of `dY` by the
-//!   rotated, transposed weights; otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed
-//!   once) then col2im;
+//! * backward-data: for stride 1 with enough input channels (64, or 16 where the result
+//!   runs on a direct kernel), the forward pass of `dY` by the rotated, transposed weights,
+//!   which needs no column matrix; for other layers with a stride above 1 or padding other
+//!   than half the kernel's reach (one group, at least 16 input and 32 output channels), by
+//!   scatter on the broadcast kernel: per tap, a tile of `dY` pixels times the tap's
+//!   transposed weights, one input channel per lane, added into `dX` where the tap read (no
+//!   column matrix, no col2im); otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed once)
+//!   then col2im;
 //! * backward-weight: the direct kernel (sums over the output width in registers, then
 //!   across lanes) for few input channels (`cin * kh * kw <= 75`); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per

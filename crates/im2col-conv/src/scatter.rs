@@ -4,9 +4,10 @@
 //!
 //! Against GEMM + col2im there is no column matrix and no scatter of single floats: each
 //! product is a vector of input channels, added where it belongs. Against the rotated forward
-//! ([`Rotated`](crate::backward_data::Rotated)) it needs no stride of 1 and does no
-//! multiply-adds over zero padding, which a layer without padding costs the rotated forward
-//! (`mnist.c2`: 26 x 26 rotated outputs for 24 x 24 real ones, 17% more).
+//! ([`Rotated`](crate::backward_data::Rotated)) it needs no stride of 1; it does no
+//! multiply-adds over zero padding either, but its sums run over the output channels only,
+//! so the rotated forward's longer ones keep the unpadded stride-1 layers it takes (see
+//! [`Scatter::applies`]).
 
 use crate::Conv2dShape;
 use crate::kernels::Kernel;
@@ -47,13 +48,15 @@ pub(crate) struct Scatter {
 }
 
 impl Scatter {
-    /// Whether the scatter route runs this backward-data: a SIMD level, one group, a kernel
-    /// larger than 1x1, at least a vector of input channels and [`MIN_DEPTH`] output
-    /// channels, and a shape the rotated forward serves badly: a stride above 1 (which it
-    /// cannot take) or padding other than half the kernel's reach (its outputs then cover
-    /// padding). Measured against GEMM + col2im: `cifar.down` 1.17x at two threads (one
-    /// image: 1.5x), `resnet20`'s downsampling layers 1.3x and 1.5x at one thread; against
-    /// the rotated forward, `mnist.c2` and a 48-channel unpadded layer run level.
+    /// Whether the scatter route can run this backward-data: a SIMD level, one group, a
+    /// kernel larger than 1x1, at least a vector of input channels and [`MIN_DEPTH`] output
+    /// channels, and a stride above 1 or padding other than half the kernel's reach. It runs
+    /// where the rotated forward does not take the layer (see `conv2d_backward_data`): all
+    /// strided layers. Measured against GEMM + col2im: `cifar.down` 1.17x at two threads
+    /// (one image: 1.5x), `resnet20`'s downsampling layers 1.3x and 1.5x at one thread.
+    /// Against the rotated forward on unpadded stride-1 layers (`mnist.c2`, a 48-channel
+    /// layer) it runs level at AVX-512 but 15% slower at AVX2, so the rotated forward keeps
+    /// those.
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         let q = &s.params;
         let reach = |k: usize, d: usize| d * (k - 1);

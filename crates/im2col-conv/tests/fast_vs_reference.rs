@@ -105,9 +105,10 @@ proptest! {
     }
 
     /// Backward-data by scatter: at least 16 input and 32 output channels, one group, a
-    /// kernel larger than 1x1, and a stride above 1 or a padding other than half the reach;
-    /// 16 to 70 input channels cover one to three channel blocks with ragged last blocks, and
-    /// every tile shape. Other shapes drawn here take the other routes, also checked.
+    /// kernel larger than 1x1, and a stride above 1 (or, where the rotated forward does not
+    /// take the layer, a padding other than half the reach); 16 to 70 input channels cover
+    /// one to three channel blocks with ragged last blocks, and every tile shape. Other
+    /// shapes drawn here take the other routes, also checked.
     #[test]
     fn scatter_backward_data_matches_f64_reference(
         shape in shapes(1..=3, 1..=1, 32..=34, 1..=9, 2..=4),
