@@ -270,6 +270,23 @@ fn small_channel_direct_path_matches_reference() {
 }
 
 #[test]
+fn weight_gradient_over_groups_of_images_matches_reference() {
+    // Small images with enough taps for the broadcast weight gradient, which sums several
+    // images per kernel call: 40 images make batch blocks of 10, a group of 8 and one of 2.
+    let s = shape(
+        [40, 12, 6, 6],
+        [20, 12, 3, 3],
+        Conv2dParams::default().with_padding(1),
+    );
+    let ops = Operands::random(&s, true, 17);
+    let want = reference_f64(&s, &ops);
+    for isa in levels() {
+        let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
+        check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
+    }
+}
+
+#[test]
 fn results_are_bit_identical_for_any_thread_count() {
     for isa in levels() {
         for s in determinism_shapes() {

@@ -539,12 +539,13 @@ impl Kernel {
         }
     }
 
-    /// One image's contribution to a weight-gradient tile of the broadcast kernel:
-    /// `tile[i * C + c] += sum over output pixels (oh, ow), in order, of
-    /// dyt[(oh * out_w + ow) * dyt_stride + c] * x[oh * sh * xw + ow * sw + taps[i]]`, for the
-    /// `(C, T)` = [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`. `x` is the zero-padded image
-    /// (row `xw`), `taps` each tap's offset in it, `dyt` the output gradient transposed to
-    /// pixel-major. The sums over pixels stay in registers, one lane per output channel.
+    /// The contribution of `images` images to a weight-gradient tile of the broadcast kernel:
+    /// `tile[i * C + c] += sum over images g, then output pixels (oh, ow), in order, of
+    /// dyt[((g * out_h + oh) * out_w + ow) * dyt_stride + c] * x[g * xi + oh * sh * xw + ow * sw
+    /// + taps[i]]`, for the `(C, T)` = [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`.
+    /// `x` holds the zero-padded images (row `xw`, `xi` floats apart), `taps` each tap's
+    /// offset in one, `dyt` the output gradients transposed to pixel-major, image after
+    /// image. The sums stay in registers, one lane per output channel, across the images.
     ///
     /// # Panics
     /// At the scalar level, or if a slice is shorter than the geometry needs.
@@ -553,6 +554,7 @@ impl Kernel {
         self,
         cout: usize,
         x: &[f32],
+        [images, xi]: [usize; 2],
         [out_h, out_w]: [usize; 2],
         [sh, sw]: [usize; 2],
         xw: usize,
@@ -564,8 +566,9 @@ impl Kernel {
         let (which, (c_len, t_len)) = self
             .broadcast_plan(cout)
             .expect("broadcast_weight_grad: the scalar level has no broadcast kernel");
-        let pixels = out_h * out_w;
-        let reach = (out_h.max(1) - 1) * sh * xw
+        let pixels = images * out_h * out_w;
+        let reach = (images.max(1) - 1) * xi
+            + (out_h.max(1) - 1) * sh * xw
             + (out_w.max(1) - 1) * sw
             + taps.iter().take(t_len).max().copied().unwrap_or(0);
         assert!(
@@ -588,6 +591,7 @@ impl Kernel {
                 x86_64::wgrad_bcast_avx2(
                     which,
                     x.as_ptr(),
+                    [images, xi],
                     [out_h, out_w],
                     [sh, sw],
                     xw,
@@ -603,6 +607,7 @@ impl Kernel {
                 x86_64::wgrad_bcast_avx512(
                     which,
                     x.as_ptr(),
+                    [images, xi],
                     [out_h, out_w],
                     [sh, sw],
                     xw,

@@ -116,11 +116,13 @@ macro_rules! bcast_entry {
 bcast_entry!(bcast_avx2, "avx2,fma", Ymm, AVX2_TILES);
 bcast_entry!(bcast_avx512, "avx512f", Zmm, AVX512_TILES);
 
-/// Weight-gradient tile of the broadcast kernel over one image, vectorised over output
-/// channels: `tile[i * C + c] += sum over output pixels (oh, ow) in order of
-/// dyt[(oh * out_w + ow) * dyt_stride + c] * x[oh * sh * xw + ow * sw + taps[i]]` for `i < T`,
-/// `c < C = COV * LANES`. `x` is the zero-padded image, `taps` each tap's offset in it, `dyt`
-/// the output gradient transposed to pixel-major (`dyt_stride` floats per pixel).
+/// Weight-gradient tile of the broadcast kernel over `images` images, vectorised over output
+/// channels: `tile[i * C + c] += sum over images g, then output pixels (oh, ow), in order, of
+/// dyt[((g * out_h + oh) * out_w + ow) * dyt_stride + c] * x[g * xi + oh * sh * xw + ow * sw +
+/// taps[i]]` for `i < T`, `c < C = COV * LANES`. `x` holds the zero-padded images (`xi`
+/// floats apart), `taps` each tap's offset in one, `dyt` the output gradients transposed to
+/// pixel-major (`dyt_stride` floats per pixel, image after image). The sums stay in
+/// registers across the images.
 ///
 /// # Safety
 /// The CPU has `V`'s features; `x` is readable at every offset above, `dyt` for `C` floats
@@ -129,6 +131,7 @@ bcast_entry!(bcast_avx512, "avx512f", Zmm, AVX512_TILES);
 #[allow(clippy::too_many_arguments)]
 unsafe fn wgrad_bcast_body<V: Vector, const COV: usize, const T: usize>(
     x: *const f32,
+    [images, xi]: [usize; 2],
     [out_h, out_w]: [usize; 2],
     [sh, sw]: [usize; 2],
     xw: usize,
@@ -146,18 +149,21 @@ unsafe fn wgrad_bcast_body<V: Vector, const COV: usize, const T: usize>(
             std::array::from_fn(|v| V::load(tile.add(i * c_len + v * V::LANES)))
         });
         let mut d = dyt;
-        for oh in 0..out_h {
-            let row = x.add(oh * sh * xw);
-            for ow in 0..out_w {
-                let xp = row.add(ow * sw);
-                let dv: [V; COV] = std::array::from_fn(|v| V::load(d.add(v * V::LANES)));
-                for (a, &off) in acc.iter_mut().zip(&tap) {
-                    let xv = V::splat(*xp.add(off));
-                    for (av, &dvv) in a.iter_mut().zip(&dv) {
-                        *av = xv.fma(dvv, *av);
+        for g in 0..images {
+            let image = x.add(g * xi);
+            for oh in 0..out_h {
+                let row = image.add(oh * sh * xw);
+                for ow in 0..out_w {
+                    let xp = row.add(ow * sw);
+                    let dv: [V; COV] = std::array::from_fn(|v| V::load(d.add(v * V::LANES)));
+                    for (a, &off) in acc.iter_mut().zip(&tap) {
+                        let xv = V::splat(*xp.add(off));
+                        for (av, &dvv) in a.iter_mut().zip(&dv) {
+                            *av = xv.fma(dvv, *av);
+                        }
                     }
+                    d = d.add(dyt_stride);
                 }
-                d = d.add(dyt_stride);
             }
         }
         for (i, a) in acc.iter().enumerate() {
@@ -181,6 +187,7 @@ macro_rules! wgrad_bcast_entry {
         pub(crate) unsafe fn $name(
             which: usize,
             x: *const f32,
+            images: [usize; 2],
             out: [usize; 2],
             stride: [usize; 2],
             xw: usize,
@@ -196,13 +203,13 @@ macro_rules! wgrad_bcast_entry {
             unsafe {
                 match which {
                     0 => wgrad_bcast_body::<$vector, { T0.0 }, { T0.1 }>(
-                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                        x, images, out, stride, xw, taps, dyt, dyt_stride, tile,
                     ),
                     1 => wgrad_bcast_body::<$vector, { T1.0 }, { T1.1 }>(
-                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                        x, images, out, stride, xw, taps, dyt, dyt_stride, tile,
                     ),
                     _ => wgrad_bcast_body::<$vector, { T2.0 }, { T2.1 }>(
-                        x, out, stride, xw, taps, dyt, dyt_stride, tile,
+                        x, images, out, stride, xw, taps, dyt, dyt_stride, tile,
                     ),
                 }
             }
