@@ -541,8 +541,9 @@ impl Kernel {
 
     /// The contribution of `images` images to a weight-gradient tile of the broadcast kernel:
     /// `tile[i * C + c] += sum over images g, then output pixels (oh, ow), in order, of
-    /// dyt[((g * out_h + oh) * out_w + ow) * dyt_stride + c] * x[g * xi + oh * sh * xw + ow * sw
-    /// + taps[i]]`, for the `(C, T)` = [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`.
+    /// dyt[((g * out_h + oh) * out_w + ow) * dyt_stride + c] *
+    /// x[g * xi + oh * sh * xw + ow * sw + taps[i]]`, for the `(C, T)` =
+    /// [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`.
     /// `x` holds the zero-padded images (row `xw`, `xi` floats apart), `taps` each tap's
     /// offset in one, `dyt` the output gradients transposed to pixel-major, image after
     /// image. The sums stay in registers, one lane per output channel, across the images.
