@@ -17,9 +17,9 @@ use rayon::prelude::*;
 /// few-channel direct kernels (see [`Broadcast::applies`]).
 pub(crate) const MIN_DEPTH: usize = DIRECT_MAX_DEPTH + 1;
 /// Floats of the largest tile any level computes (pixels x channels).
-const TILE_MAX: usize = 400;
+pub(crate) const TILE_MAX: usize = 400;
 /// Most pixels of any level's tile.
-const PIXELS_MAX: usize = 25;
+pub(crate) const PIXELS_MAX: usize = 25;
 /// Most channels of any level's tile.
 const CHANNELS_MAX: usize = 64;
 

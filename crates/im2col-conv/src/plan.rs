@@ -199,6 +199,32 @@ where
     }
 }
 
+/// Runs `f(index, a_chunk, b_chunk)` on consecutive chunks of `a` (`a_len` floats) and `b`
+/// (`b_len` floats) taken in pairs, in parallel when `par` splits (as [`for_chunks`]).
+pub(crate) fn for_chunk_pairs<F>(
+    a: &mut [f32],
+    a_len: usize,
+    b: &mut [f32],
+    b_len: usize,
+    par: Par,
+    f: F,
+) where
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    match par {
+        Par::Seq => a
+            .chunks_mut(a_len.max(1))
+            .zip(b.chunks_mut(b_len.max(1)))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y)),
+        Par::Split(_) => a
+            .par_chunks_mut(a_len.max(1))
+            .zip(b.par_chunks_mut(b_len.max(1)))
+            .enumerate()
+            .for_each(|(i, (x, y))| f(i, x, y)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

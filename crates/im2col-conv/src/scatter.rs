@@ -10,18 +10,15 @@
 //! [`Scatter::applies`]).
 
 use crate::Conv2dShape;
+use crate::broadcast::{PIXELS_MAX, TILE_MAX};
 use crate::kernels::Kernel;
-use crate::plan::{Par, Plan};
+use crate::plan::{Par, Plan, for_chunk_pairs};
 
 /// Fewest input channels: below one vector the lanes run mostly empty.
 const MIN_CHANNELS: usize = 16;
 /// Fewest output channels, the depth of each tile's sum: below it the tile's load and store
 /// outweigh its multiply-adds.
 const MIN_DEPTH: usize = 32;
-/// Most pixels of any level's tile (see [`Kernel::broadcast_tile`]).
-const PIXELS_MAX: usize = 25;
-/// Floats of the largest tile any level computes (pixels x channels).
-const TILE_MAX: usize = 400;
 
 /// A backward-data convolution by scatter.
 #[derive(Debug, Clone, Copy)]
@@ -156,7 +153,7 @@ impl Scatter {
         let block_floats = self.channels * plane;
         let acc_len = self.acc_len();
         let bufs = &mut buf[..self.buf_len()];
-        for_chunks_pair(dx, block_floats, bufs, acc_len, par, |b, dx_block, acc| {
+        for_chunk_pairs(dx, block_floats, bufs, acc_len, par, |b, dx_block, acc| {
             self.block(kern, dy, packed, b, dx_block, acc);
         });
     }
@@ -231,26 +228,5 @@ impl Scatter {
                 self.h * self.w,
             );
         }
-    }
-}
-
-/// Runs `f(index, a_chunk, b_chunk)` on consecutive chunks of `a` (`a_len` floats) and `b`
-/// (`b_len` floats) taken in pairs, in parallel when `par` splits.
-fn for_chunks_pair<F>(a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, par: Par, f: F)
-where
-    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
-{
-    use rayon::prelude::*;
-    match par {
-        Par::Seq => a
-            .chunks_mut(a_len)
-            .zip(b.chunks_mut(b_len))
-            .enumerate()
-            .for_each(|(i, (x, y))| f(i, x, y)),
-        Par::Split(_) => a
-            .par_chunks_mut(a_len)
-            .zip(b.par_chunks_mut(b_len))
-            .enumerate()
-            .for_each(|(i, (x, y))| f(i, x, y)),
     }
 }
