@@ -22,23 +22,31 @@ pub struct ConvResults {
     pub limits: Vec<Limits>,
     /// One cell per layer, pass and thread count, in suite order.
     pub rows: Vec<Row>,
+    /// Interleaved rounds each cell's figure is the median of.
+    pub rounds: usize,
 }
 
-/// Measures the limits and every cell of `suite` at each of `threads`, printing the table as
-/// cells finish and writing a JSON line per cell to `json`.
+/// Measures the limits and every cell of `suite` at each of `threads`, in `rounds`
+/// interleaved rounds over the whole suite (each cell's figure is the median of its rounds'
+/// medians, as PyTorch's figures are, so that a burst of load on a shared machine moves one
+/// round of a cell, not the cell), printing the table as the last round finishes each cell
+/// and writing a JSON line per cell to `json`.
 ///
 /// # Errors
 /// When a thread pool cannot be built, a layer's geometry is invalid or the JSON file cannot
 /// be written.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     suite: &Suite,
     threads: &[usize],
     plan: Plan,
+    rounds: usize,
     isa: Isa,
     machine: &Machine,
     peers: &Peers,
     mut json: Option<&mut JsonSink>,
 ) -> Result<ConvResults> {
+    let rounds = rounds.max(1);
     let pools = threads
         .iter()
         .map(|&t| super::pool(t))
@@ -53,28 +61,51 @@ pub fn run(
         .collect();
     print!("{}", report::limits_table(&limits));
     println!();
-    println!("{}", report::table_header());
 
+    let mut buffers = suite
+        .layers
+        .iter()
+        .map(Buffers::new)
+        .collect::<Result<Vec<_>>>()?;
+    let cells = suite.layers.len() * Pass::ALL.len() * pools.len();
+    let mut seconds: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); cells];
     let mut rows = Vec::new();
     let mut workspace = ConvWorkspace::default();
-    for layer in &suite.layers {
-        let mut buffers = Buffers::new(layer)?;
-        for pass in Pass::ALL {
-            for (pool, limits) in pools.iter().zip(&limits) {
-                let seconds =
-                    pool.install(|| plan.median_seconds(|| buffers.call(pass, &mut workspace)));
-                let peer_ms = peers.conv_ms(&layer.name, pass, limits.threads);
-                let row = Row::new(&layer.name, pass, limits, seconds, buffers.flops)
-                    .with_peer(peer_ms, buffers.flops);
-                println!("{}", report::table_row(&row));
-                if let Some(out) = json.as_deref_mut() {
-                    out.line(&report::json_line(&row, machine))?;
+    for round in 0..rounds {
+        let last = round + 1 == rounds;
+        if last {
+            println!("{}", report::table_header());
+        } else {
+            println!("round {}/{rounds}", round + 1);
+        }
+        let mut cell = 0;
+        for (layer, buffers) in suite.layers.iter().zip(&mut buffers) {
+            for pass in Pass::ALL {
+                for (pool, limits) in pools.iter().zip(&limits) {
+                    let s =
+                        pool.install(|| plan.median_seconds(|| buffers.call(pass, &mut workspace)));
+                    seconds[cell].push(s);
+                    if last {
+                        let median = super::timing::median(&mut seconds[cell]);
+                        let peer_ms = peers.conv_ms(&layer.name, pass, limits.threads);
+                        let row = Row::new(&layer.name, pass, limits, median, buffers.flops)
+                            .with_peer(peer_ms, buffers.flops);
+                        println!("{}", report::table_row(&row));
+                        if let Some(out) = json.as_deref_mut() {
+                            out.line(&report::json_line(&row, machine))?;
+                        }
+                        rows.push(row);
+                    }
+                    cell += 1;
                 }
-                rows.push(row);
             }
         }
     }
-    Ok(ConvResults { limits, rows })
+    Ok(ConvResults {
+        limits,
+        rows,
+        rounds,
+    })
 }
 
 /// One layer's preallocated tensors, reused by every timed call of its cells.

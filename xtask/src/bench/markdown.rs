@@ -213,7 +213,9 @@ fn conv_section(w: &mut String, conv: &ConvResults, peers: &Peers) {
     let _ = writeln!(w, "\n## Convolution suite (`benches/conv_suite.toml`)\n");
     let _ = writeln!(
         w,
-        "Median of timed calls. PyTorch: oneDNN, {}. Ratio = Ganglion's GFLOP/s over PyTorch's.\n",
+        "Median over {} interleaved round(s) of each round's median call. PyTorch: oneDNN, {}. \
+         Ratio = Ganglion's GFLOP/s over PyTorch's.\n",
+        conv.rounds,
         peers::SOURCE
     );
     let _ = writeln!(

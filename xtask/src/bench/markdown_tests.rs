@@ -82,6 +82,7 @@ fn a_full_report_has_every_section_and_the_peers_figures() {
             cell("cifar.64", Pass::Forward, 1, 1.0, &p),
             cell("cifar.64", Pass::Forward, 2, 1.25, &p),
         ],
+        rounds: 3,
     };
     let train = [train_row("resnet20", 128, 2, 0.25, &p)];
     let memory = MemoryRow::new(
@@ -117,6 +118,7 @@ fn a_full_report_has_every_section_and_the_peers_figures() {
         "| date (UTC) | 2026-11-28 |",
         "| 2 | 240.0 | 180.0 | 239.7 |",
         "geometric mean of Ganglion / PyTorch | 1.25x |",
+        "Median over 3 interleaved round(s) of each round's median call.",
         // PyTorch's cifar.64 forward at 2 threads: 4.832 GFLOP in 23.335 ms.
         "| cifar.64 | forward | 2 | 18.668 | 258.8 | 107.8 | 207.1 | 1.25 |",
         "| cifar.64 | 107.8% | - | - |",

@@ -35,7 +35,8 @@ usage: cargo xtask bench [--suite conv|train|memory|all] [--quick] [--threads N,
 
 Suites (default conv; all with --markdown):
   conv     this machine's FMA peak and sgemm roofline, then forward, backward-data and
-           backward-weight of every layer of the suite file at each thread count
+           backward-weight of every layer of the suite file at each thread count, in
+           interleaved rounds over the suite
   train    training-step throughput (forward, cross-entropy, backward, SGD momentum update on
            random data) of lenet5, mnistnet and resnet20 at batch 64 and 128 at each thread
            count, in interleaved rounds of fresh processes, with allocations per step
@@ -51,7 +52,8 @@ Every figure is set against PyTorch's in ../shared/bench/peers.md where it has o
   --suite-file PATH  conv: the suite file (default: benches/conv_suite.toml)
   --models a,b       train: these zoo models; memory: the first (default resnet20)
   --batches 64,128   train: these batch sizes; memory: the first (default 128)
-  --rounds N         train: rounds (default 3, --quick 1)
+  --rounds N         conv and train: interleaved rounds, each figure the median of its
+                     rounds (default 3, --quick 1)
   --steps N          memory: training steps before the peak is read (default 5, --quick 3)
   --json PATH        also write one JSON object per measured cell to PATH
   --markdown PATH    also write the report (BENCHMARKS.md) to PATH, atomically";
@@ -296,7 +298,17 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             .clone()
             .unwrap_or_else(|| suite.threads.clone());
         let plan = if args.quick { Plan::QUICK } else { Plan::FULL };
-        let results = conv::run(&suite, &threads, plan, isa, &machine, &peers, json.as_mut())?;
+        let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+        let results = conv::run(
+            &suite,
+            &threads,
+            plan,
+            rounds,
+            isa,
+            &machine,
+            &peers,
+            json.as_mut(),
+        )?;
         let s = markdown::summarize(&results.rows, &[]);
         if let Some(g) = s.conv_geomean {
             println!(
