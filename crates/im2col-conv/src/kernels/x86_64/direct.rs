@@ -5,14 +5,15 @@
 
 use super::{Vector, Ymm, Zmm};
 
-/// Output channels per call of the direct kernel: AVX2 (4 x 2 `ymm` accumulators; blocks of
-/// at most 2 channels run on a tile of that size).
-pub(crate) const AVX2_DIRECT_CO: usize = 4;
+/// Output channels per call of the direct kernel: AVX2 (6 x 2 `ymm` accumulators, 15 of the 16
+/// registers with the two input vectors and the broadcast: 8 accumulators left two FMA
+/// pipes of latency 4 no slack; blocks of at most 4 or 2 channels run on tiles of that size).
+pub(crate) const AVX2_DIRECT_CO: usize = 6;
 /// Output channels per call of the direct kernel: AVX-512 (8 x 2 `zmm` accumulators; blocks
 /// of at most 6 or 4 channels run on tiles of that size).
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
 // `direct_avx2` and `direct_avx512` name their widest tiles as literals.
-const _: () = assert!(AVX2_DIRECT_CO == 4 && AVX512_DIRECT_CO == 8);
+const _: () = assert!(AVX2_DIRECT_CO == 6 && AVX512_DIRECT_CO == 8);
 
 /// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
 /// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
@@ -111,7 +112,7 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     }
 }
 
-/// The AVX2+FMA direct row kernel (4 output channels).
+/// The AVX2+FMA direct row kernel (6 output channels).
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; the pointers satisfy [`direct_body`]'s contract with `COB = 4`
@@ -148,10 +149,11 @@ pub(crate) unsafe fn direct_avx2(
                 }
             };
         }
-        // A ragged last block of one or two channels (`lenet.c1`'s 6 = 4 + 2).
+        // A ragged last block (`mnist.c1`'s 32 channels = 5 x 6 + 2).
         match rows {
             ..=2 => body!(2),
-            _ => body!(4),
+            3..=4 => body!(4),
+            _ => body!(6),
         }
     }
 }
