@@ -43,7 +43,8 @@
 //! * backward-weight: the direct kernel (sums over the output width in registers, then
 //!   across lanes) for few input channels (`cin * kh * kw <= 75`); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
-//!   channel) for other deep layers; otherwise `dW_g += dY_g x col_g^T`, both operands packed
+//!   channel, small images several per call) for other deep layers; otherwise
+//!   `dW_g += dY_g x col_g^T`, both operands packed
 //!   by an 8 x 8 SIMD transpose. Every route reduces over fixed batch blocks.
 //!
 //! The thresholds come from measurements on this project's layer suite (see each route's
