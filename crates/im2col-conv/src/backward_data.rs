@@ -13,6 +13,7 @@ use crate::scatter::Scatter;
 use crate::workspace::grow;
 use crate::{Conv2dParams, conv2d_forward};
 use crate::{Conv2dShape, ConvWorkspace};
+use rayon::prelude::*;
 
 /// Input gradient of a convolution: `grad_input = d(sum(output * grad_output)) / d input`,
 /// overwriting `grad_input`.
@@ -193,22 +194,37 @@ impl Rotated {
         let groups = shape.params.groups;
         let (cin_g, cout_g) = (shape.cin / groups, shape.cout / groups);
         let taps = shape.kh * shape.kw;
-        for g in 0..groups {
-            for co in 0..cout_g {
-                for ci in 0..cin_g {
-                    let src = &weight[((g * cout_g + co) * cin_g + ci) * taps..][..taps];
-                    let dst = &mut rotated_w[((g * cin_g + ci) * cout_g + co) * taps..][..taps];
-                    // A 180-degree rotation of a row-major kh x kw plane is its reversal.
-                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
-                        *d = *s;
-                    }
+        // One row of the rotated weights per (group, input channel): its output channels'
+        // planes, each reversed (a 180-degree rotation of a row-major kh x kw plane).
+        let row = |(r, dst): (usize, &mut [f32])| {
+            let (g, ci) = (r / cin_g, r % cin_g);
+            for (co, plane) in dst.chunks_exact_mut(taps).enumerate() {
+                let src = &weight[((g * cout_g + co) * cin_g + ci) * taps..][..taps];
+                for (d, s) in plane.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
                 }
             }
+        };
+        // Large weights rotate in parallel: a single image's backward-data otherwise waits on
+        // this copy with every other thread idle.
+        if rotated_w.len() >= PARALLEL_ROTATION && rayon::current_num_threads() > 1 {
+            rotated_w
+                .par_chunks_exact_mut(cout_g * taps)
+                .enumerate()
+                .for_each(row);
+        } else {
+            rotated_w
+                .chunks_exact_mut(cout_g * taps)
+                .enumerate()
+                .for_each(row);
         }
         conv2d_forward(&self.shape, grad_output, rotated_w, None, grad_input, ws);
         ws.flipped = rotated;
     }
 }
+
+/// Weights (floats) from which the rotation for the rotated forward runs in parallel.
+const PARALLEL_ROTATION: usize = 1 << 14;
 
 /// What every task of one backward-data call shares.
 struct BackwardData<'a> {

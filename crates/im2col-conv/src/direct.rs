@@ -3,7 +3,8 @@
 
 use crate::Conv2dShape;
 use crate::kernels::Kernel;
-use crate::plan::Plan;
+use crate::plan::{Par, Plan};
+use rayon::prelude::*;
 
 /// Largest `cin * kh * kw` the direct kernels take: below it, a GEMM's B panel is mostly
 /// packing (one copy per row of only `cout` multiply-adds) and its tile mostly padding.
@@ -113,17 +114,33 @@ impl Padded {
     /// everything twice to memory (5% of `resnet20`'s training step), and zeroing only the
     /// border costs a call per row.
     pub(crate) fn pad(&self, x: &[f32], buf: &mut [f32]) {
+        self.pad_planes(x, buf, Par::Seq);
+    }
+
+    /// [`Padded::pad`], the planes spread over the threads in `Split` mode: when one image
+    /// is split across the threads, a serial copy would leave them idle.
+    pub(crate) fn pad_planes(&self, x: &[f32], buf: &mut [f32], par: Par) {
         let [ph, pw] = self.pad;
-        let planes = x.len() / (self.h * self.w).max(1);
+        let plane = self.h * self.w;
+        let planes = x.len() / plane.max(1);
         let (body, margin) = buf.split_at_mut(planes * self.xs);
         margin.fill(0.0);
-        let plane = self.h * self.w;
-        for (src, dst) in x.chunks_exact(plane).zip(body.chunks_exact_mut(self.xs)) {
+        let one = |(src, dst): (&[f32], &mut [f32])| {
             dst.fill(0.0);
             for (r, row) in src.chunks_exact(self.w).enumerate() {
                 let at = (r + ph) * self.xw + pw;
                 dst[at..at + self.w].copy_from_slice(row);
             }
+        };
+        match par {
+            Par::Seq => x
+                .chunks_exact(plane)
+                .zip(body.chunks_exact_mut(self.xs))
+                .for_each(one),
+            Par::Split(_) => x
+                .par_chunks_exact(plane)
+                .zip(body.par_chunks_exact_mut(self.xs))
+                .for_each(one),
         }
     }
 }
