@@ -119,7 +119,7 @@ impl Broadcast {
     ) {
         let d = &self.padded;
         let (xbuf, staging) = buf[..self.buf_len()].split_at_mut(d.buf_len(1));
-        d.pad_planes(x, xbuf, par);
+        d.pad(x, xbuf, par);
         let xbuf: &[f32] = xbuf;
         let (ch, tile) = (self.channels, self.tile);
         let pixels = d.out_h * d.out_w;

@@ -112,14 +112,9 @@ impl Padded {
     /// zeroes the rest of `buf` (the kernels' read margin). Each plane is zeroed just before
     /// its rows are copied in, while it is in the cache: zeroing the whole buffer first wrote
     /// everything twice to memory (5% of `resnet20`'s training step), and zeroing only the
-    /// border costs a call per row.
-    pub(crate) fn pad(&self, x: &[f32], buf: &mut [f32]) {
-        self.pad_planes(x, buf, Par::Seq);
-    }
-
-    /// [`Padded::pad`], the planes spread over the threads in `Split` mode: when one image
-    /// is split across the threads, a serial copy would leave them idle.
-    pub(crate) fn pad_planes(&self, x: &[f32], buf: &mut [f32], par: Par) {
+    /// border costs a call per row. In `Split` mode the planes spread over the threads: when
+    /// one image is split across them, a serial copy would leave them idle.
+    pub(crate) fn pad(&self, x: &[f32], buf: &mut [f32], par: Par) {
         let [ph, pw] = self.pad;
         let plane = self.h * self.w;
         let planes = x.len() / plane.max(1);

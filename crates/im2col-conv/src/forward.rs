@@ -223,7 +223,7 @@ impl Forward<'_> {
             .direct_channels()
             .expect("direct path needs a SIMD level");
         let buf = &mut buf[..d.buf_len(1)];
-        d.pad_planes(x, buf, par);
+        d.pad(x, buf, par);
         let buf: &[f32] = buf;
         let wk = p.k_all;
         for_chunks(y, cob * p.pixels, par, |blk, y_rows| {
