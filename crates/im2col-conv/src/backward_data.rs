@@ -13,7 +13,6 @@ use crate::scatter::Scatter;
 use crate::workspace::grow;
 use crate::{Conv2dParams, conv2d_forward};
 use crate::{Conv2dShape, ConvWorkspace};
-use rayon::prelude::*;
 
 /// Input gradient of a convolution: `grad_input = d(sum(output * grad_output)) / d input`,
 /// overwriting `grad_input`.
@@ -194,9 +193,17 @@ impl Rotated {
         let groups = shape.params.groups;
         let (cin_g, cout_g) = (shape.cin / groups, shape.cout / groups);
         let taps = shape.kh * shape.kw;
+        // Large weights rotate in parallel: a single image's backward-data otherwise waits on
+        // this copy with every other thread idle.
+        let threads = rayon::current_num_threads();
+        let par = if rotated_w.len() >= PARALLEL_ROTATION && threads > 1 {
+            Par::Split(threads)
+        } else {
+            Par::Seq
+        };
         // One row of the rotated weights per (group, input channel): its output channels'
         // planes, each reversed (a 180-degree rotation of a row-major kh x kw plane).
-        let row = |(r, dst): (usize, &mut [f32])| {
+        for_chunks(rotated_w, cout_g * taps, par, |r, dst| {
             let (g, ci) = (r / cin_g, r % cin_g);
             for (co, plane) in dst.chunks_exact_mut(taps).enumerate() {
                 let src = &weight[((g * cout_g + co) * cin_g + ci) * taps..][..taps];
@@ -204,20 +211,7 @@ impl Rotated {
                     *d = *s;
                 }
             }
-        };
-        // Large weights rotate in parallel: a single image's backward-data otherwise waits on
-        // this copy with every other thread idle.
-        if rotated_w.len() >= PARALLEL_ROTATION && rayon::current_num_threads() > 1 {
-            rotated_w
-                .par_chunks_exact_mut(cout_g * taps)
-                .enumerate()
-                .for_each(row);
-        } else {
-            rotated_w
-                .chunks_exact_mut(cout_g * taps)
-                .enumerate()
-                .for_each(row);
-        }
+        });
         conv2d_forward(&self.shape, grad_output, rotated_w, None, grad_input, ws);
         ws.flipped = rotated;
     }

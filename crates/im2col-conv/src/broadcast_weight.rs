@@ -68,15 +68,16 @@ impl BroadcastGrad {
             .expect("broadcast path needs a SIMD level");
         debug_assert!(tile_taps <= TAPS_MAX);
         let padded = Padded::new(s);
-        let channels_padded = s.cout.next_multiple_of(channels);
-        let per_image = padded.image_len() + padded.out_h * padded.out_w * channels_padded;
+        let blocks = s.cout.div_ceil(channels);
+        // A padded image and its transposed output gradient (`channels_padded` per pixel).
+        let per_image = padded.image_len() + padded.out_h * padded.out_w * blocks * channels;
         Self {
             padded,
             in_img: s.cin * s.h * s.w,
             cout: s.cout,
             channels,
             tile_taps,
-            blocks: s.cout.div_ceil(channels),
+            blocks,
             taps: p.k_all,
             taps_padded: p.k_all.next_multiple_of(tile_taps),
             stride: s.params.stride,

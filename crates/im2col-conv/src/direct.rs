@@ -3,8 +3,7 @@
 
 use crate::Conv2dShape;
 use crate::kernels::Kernel;
-use crate::plan::{Par, Plan};
-use rayon::prelude::*;
+use crate::plan::{Par, Plan, for_chunks};
 
 /// Largest `cin * kh * kw` the direct kernels take: below it, a GEMM's B panel is mostly
 /// packing (one copy per row of only `cout` multiply-adds) and its tile mostly padding.
@@ -120,22 +119,13 @@ impl Padded {
         let planes = x.len() / plane.max(1);
         let (body, margin) = buf.split_at_mut(planes * self.xs);
         margin.fill(0.0);
-        let one = |(src, dst): (&[f32], &mut [f32])| {
+        for_chunks(body, self.xs, par, |i, dst| {
             dst.fill(0.0);
+            let src = &x[i * plane..(i + 1) * plane];
             for (r, row) in src.chunks_exact(self.w).enumerate() {
                 let at = (r + ph) * self.xw + pw;
                 dst[at..at + self.w].copy_from_slice(row);
             }
-        };
-        match par {
-            Par::Seq => x
-                .chunks_exact(plane)
-                .zip(body.chunks_exact_mut(self.xs))
-                .for_each(one),
-            Par::Split(_) => x
-                .par_chunks_exact(plane)
-                .zip(body.par_chunks_exact_mut(self.xs))
-                .for_each(one),
-        }
+        });
     }
 }

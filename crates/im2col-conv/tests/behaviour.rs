@@ -4,7 +4,8 @@
 mod common;
 
 use common::{
-    Operands, Results, check_against_f64, fast, fast_at, levels, reference_f32, reference_f64,
+    Operands, Results, check_against_f64, fast, fast_at, levels, matches_reference, reference_f32,
+    reference_f64,
 };
 use ganglion_im2col_conv::{
     Conv2dParams, Conv2dShape, ConvError, ConvWorkspace, conv2d, conv2d_backward, conv2d_forward,
@@ -260,12 +261,7 @@ fn small_channel_direct_path_matches_reference() {
             true,
         ),
     ] {
-        let ops = Operands::random(&s, bias, 13);
-        let want = reference_f64(&s, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
-            check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
-        }
+        matches_reference(&s, bias, 13).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -278,12 +274,7 @@ fn weight_gradient_over_groups_of_images_matches_reference() {
         [20, 12, 3, 3],
         Conv2dParams::default().with_padding(1),
     );
-    let ops = Operands::random(&s, true, 17);
-    let want = reference_f64(&s, &ops);
-    for isa in levels() {
-        let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
-        check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
-    }
+    matches_reference(&s, true, 17).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
@@ -366,12 +357,7 @@ fn images_of_several_tiles_match_reference() {
             s.cin * s.kh * s.kw * s.out_h() * s.out_w() > 1 << 19,
             "{s:?}"
         );
-        let ops = Operands::random(&s, true, 9);
-        let want = reference_f64(&s, &ops);
-        for isa in levels() {
-            let got = fast_at(isa, &s, &ops, &mut ConvWorkspace::new());
-            check_against_f64(&s, &got, &want, 1e-4).unwrap_or_else(|e| panic!("{isa:?}: {e}"));
-        }
+        matches_reference(&s, true, 9).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -4,21 +4,9 @@
 
 mod common;
 
-use common::{Operands, check_against_f64, fast_at, levels, reference_f64, shapes};
-use ganglion_im2col_conv::{Conv2dParams, Conv2dShape, ConvWorkspace};
+use common::{matches_reference, shapes};
+use ganglion_im2col_conv::{Conv2dParams, Conv2dShape};
 use proptest::prelude::*;
-
-/// The fast path on every level against the `f64` reference, within `1e-4`: the first
-/// disagreement, naming the level.
-fn matches_reference(shape: &Conv2dShape, with_bias: bool, seed: u64) -> Result<(), String> {
-    let ops = Operands::random(shape, with_bias, seed);
-    let want = reference_f64(shape, &ops);
-    for isa in levels() {
-        let got = fast_at(isa, shape, &ops, &mut ConvWorkspace::new());
-        check_against_f64(shape, &got, &want, 1e-4).map_err(|e| format!("{isa:?}: {e}"))?;
-    }
-    Ok(())
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]

@@ -182,6 +182,18 @@ pub fn check_against_f64(
         .map_err(|e| format!("{e} for {shape:?}"))
 }
 
+/// The fast path on every level against the `f64` reference, within `1e-4`: the first
+/// disagreement, naming the level.
+pub fn matches_reference(shape: &Conv2dShape, with_bias: bool, seed: u64) -> Result<(), String> {
+    let ops = Operands::random(shape, with_bias, seed);
+    let want = reference_f64(shape, &ops);
+    for isa in levels() {
+        let got = fast_at(isa, shape, &ops, &mut ConvWorkspace::new());
+        check_against_f64(shape, &got, &want, 1e-4).map_err(|e| format!("{isa:?}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Valid shapes: batch, groups, channels per group, input size, kernel, stride, padding and
 /// dilation in the given ranges per axis; the input is enlarged where the dilated kernel would
 /// not fit the padded input.

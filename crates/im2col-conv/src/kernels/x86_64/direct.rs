@@ -12,8 +12,6 @@ pub(crate) const AVX2_DIRECT_CO: usize = 6;
 /// Output channels per call of the direct kernel: AVX-512 (8 x 2 `zmm` accumulators; blocks
 /// of at most 6 or 4 channels run on tiles of that size).
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
-// `direct_avx2` and `direct_avx512` name their widest tiles as literals.
-const _: () = assert!(AVX2_DIRECT_CO == 6 && AVX512_DIRECT_CO == 8);
 
 /// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
 /// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
@@ -112,14 +110,14 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     }
 }
 
-/// The AVX2+FMA direct row kernel (6 output channels).
+/// [`direct_body`] for one tile width, the pair mode chosen at run time.
 ///
 /// # Safety
-/// The CPU has AVX2 and FMA; the pointers satisfy [`direct_body`]'s contract with `COB = 4`
-/// (and `PAIR = pair`).
-#[target_feature(enable = "avx2,fma")]
+/// As [`direct_body`] with `COB` and `PAIR = pair`.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn direct_avx2(
+unsafe fn direct_tile<V: Vector, const COB: usize>(
+    pair: bool,
     x: *const f32,
     xs: usize,
     xw: usize,
@@ -131,79 +129,78 @@ pub(crate) unsafe fn direct_avx2(
     y: *mut f32,
     ys: usize,
     out_w: usize,
-    pair: bool,
 ) {
-    // SAFETY: forwarded from this function's contract. A narrower instantiation only
-    // computes fewer of the `rows` it is given (`rows <= COB` still holds).
+    // SAFETY: forwarded from this function's contract.
     unsafe {
-        macro_rules! body {
-            ($cob:literal) => {
-                if pair {
-                    direct_body::<Ymm, $cob, true>(
-                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-                    )
-                } else {
-                    direct_body::<Ymm, $cob, false>(
-                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
-                    )
-                }
-            };
-        }
-        // A ragged last block (`mnist.c1`'s 32 channels = 5 x 6 + 2).
-        match rows {
-            ..=2 => body!(2),
-            3..=4 => body!(4),
-            _ => body!(6),
+        if pair {
+            direct_body::<V, COB, true>(x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w)
+        } else {
+            direct_body::<V, COB, false>(x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w)
         }
     }
 }
 
-/// The AVX-512F direct row kernel (8 output channels).
-///
-/// # Safety
-/// The CPU has AVX-512F; the pointers satisfy [`direct_body`]'s contract with `COB = 8`
-/// (and `PAIR = pair`).
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn direct_avx512(
-    x: *const f32,
-    xs: usize,
-    xw: usize,
-    dims: [usize; 3],
-    rows_k: [usize; 2],
-    w: *const f32,
-    bias: *const f32,
-    rows: usize,
-    y: *mut f32,
-    ys: usize,
-    out_w: usize,
-    pair: bool,
-) {
-    // SAFETY: forwarded from this function's contract. A narrower instantiation only
-    // computes fewer of the `rows` it is given (`rows <= COB` still holds).
-    unsafe {
-        macro_rules! body {
-            ($cob:literal) => {
-                if pair {
-                    direct_body::<Zmm, $cob, true>(
-                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+/// Defines the direct row kernel of one level over three tile widths: a call runs on the
+/// narrowest that holds its `rows`, so a block of fewer channels (`lenet.c1`'s 6, a ragged
+/// last block) does not multiply clamped copies of its last channel.
+macro_rules! direct_entry {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $vector:ty, [$small:expr, $mid:expr, $wide:expr]) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU has the level's features; the pointers satisfy [`direct_body`]'s contract
+        /// for `rows` channels (at most the widest tile) and `PAIR = pair`.
+        #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
+        pub(crate) unsafe fn $name(
+            x: *const f32,
+            xs: usize,
+            xw: usize,
+            dims: [usize; 3],
+            rows_k: [usize; 2],
+            w: *const f32,
+            bias: *const f32,
+            rows: usize,
+            y: *mut f32,
+            ys: usize,
+            out_w: usize,
+            pair: bool,
+        ) {
+            // SAFETY: forwarded from this function's contract; a narrower tile only
+            // computes fewer of the `rows` it is given (`rows <= COB` still holds).
+            unsafe {
+                if rows <= $small {
+                    direct_tile::<$vector, { $small }>(
+                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    )
+                } else if rows <= $mid {
+                    direct_tile::<$vector, { $mid }>(
+                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
                     )
                 } else {
-                    direct_body::<Zmm, $cob, false>(
-                        x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                    direct_tile::<$vector, { $wide }>(
+                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
                     )
                 }
-            };
+            }
         }
-        // Blocks of fewer channels (`lenet.c1`'s 6, a ragged last block) run on a tile of
-        // their size rather than multiplying clamped copies of their last channel.
-        match rows {
-            ..=4 => body!(4),
-            5..=6 => body!(6),
-            _ => body!(8),
-        }
-    }
+    };
 }
+
+direct_entry!(
+    /// The AVX2+FMA direct row kernel: tiles of 2, 4 and [`AVX2_DIRECT_CO`] channels.
+    direct_avx2,
+    "avx2,fma",
+    Ymm,
+    [2, 4, AVX2_DIRECT_CO]
+);
+direct_entry!(
+    /// The AVX-512F direct row kernel: tiles of 4, 6 and [`AVX512_DIRECT_CO`] channels.
+    direct_avx512,
+    "avx512f",
+    Zmm,
+    [4, 6, AVX512_DIRECT_CO]
+);
 
 /// Weight-gradient tiles of the direct backward-weight kernel, AVX2: output channels x taps.
 pub(crate) const AVX2_WGRAD: [(usize, usize); 2] = [(2, 4), (2, 4)];
