@@ -97,6 +97,11 @@ impl Padded {
         [k0, k1.max(k0)]
     }
 
+    /// Whether the layer has no padding: its padded image is the image itself.
+    pub(crate) fn is_unpadded(&self) -> bool {
+        self.pad == [0, 0]
+    }
+
     /// Floats of one padded image.
     pub(crate) fn image_len(&self) -> usize {
         self.cin * self.xs

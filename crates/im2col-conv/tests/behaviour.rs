@@ -220,6 +220,10 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // reduced in parallel and (70 channels) two channel blocks.
         shape([8, 12, 10, 10], [20, 12, 3, 3], pad),
         shape([6, 10, 14, 14], [70, 10, 3, 3], pad.with_stride(2)),
+        // One image of 160 channels (three blocks at AVX-512, ten at AVX2): groups of channel
+        // blocks split over the threads, a staging area each. Unpadded, read in place.
+        shape([1, 16, 10, 10], [160, 16, 3, 3], pad),
+        shape([3, 12, 9, 9], [40, 12, 3, 3], Conv2dParams::default()),
         // Backward-data by scatter: one image of two channel blocks (split across threads),
         // and a batch split either way.
         shape([1, 80, 9, 9], [32, 80, 3, 3], pad.with_stride(2)),
