@@ -252,11 +252,15 @@ impl Broadcast {
             let f = (f0 + p).min(pixels - 1);
             *off = (f / d.out_w) * sh * d.xw + (f % d.out_w) * sw;
         }
+        // The kernel rows any of the tile's output rows reads real input with.
+        let first = f0 / d.out_w;
+        let last = (f0 + tile - 1).min(pixels - 1) / d.out_w;
         kern.broadcast(
             self.cout,
             xbuf,
             &offs[..tile],
             [d.cin, d.kh, d.kw],
+            d.kernel_rows([first, last], sh, self.dilation[0]),
             [d.xs, d.xw],
             self.dilation,
             w,
@@ -265,4 +269,3 @@ impl Broadcast {
         );
     }
 }
-

@@ -88,18 +88,29 @@ impl Padded {
         }
     }
 
-    /// The kernel rows `k0..k1` that read any real input for output rows `oh..oh + count`:
-    /// the others read only padding, and their terms are zero.
-    pub(crate) fn kernel_rows(&self, oh: usize, count: usize) -> [usize; 2] {
-        let ph = self.pad[0];
-        let k0 = ph.saturating_sub(oh + count - 1).min(self.kh);
-        let k1 = (ph + self.h).saturating_sub(oh).min(self.kh);
-        [k0, k1.max(k0)]
-    }
-
     /// Whether the layer has no padding: its padded image is the image itself.
     pub(crate) fn is_unpadded(&self) -> bool {
         self.pad == [0, 0]
+    }
+
+    /// The kernel rows `k0..k1` that read any real input for output rows `first..=last` at
+    /// row stride `sh` and dilation `dh`; the others read only padding, and their terms are
+    /// zero. Output row `oh` reads input row `oh * sh + ki * dh - pad` with kernel row `ki`,
+    /// so rows below `k0` stay above the image for every output row, and rows from `k1` on
+    /// below it. (Where `sh > 1`, a row in between may still read only padding; it runs.)
+    pub(crate) fn kernel_rows(
+        &self,
+        [first, last]: [usize; 2],
+        sh: usize,
+        dh: usize,
+    ) -> [usize; 2] {
+        let ph = self.pad[0];
+        let k0 = ph.saturating_sub(last * sh).div_ceil(dh).min(self.kh);
+        let k1 = (ph + self.h)
+            .saturating_sub(first * sh)
+            .div_ceil(dh)
+            .min(self.kh);
+        [k0, k1.max(k0)]
     }
 
     /// Floats of one padded image.

@@ -241,7 +241,7 @@ impl Forward<'_> {
                     d.xs,
                     d.xw,
                     [d.cin, d.kh, d.kw],
-                    d.kernel_rows(oh, if pair { 2 } else { 1 }),
+                    d.kernel_rows([oh, oh + usize::from(pair)], 1, 1),
                     w,
                     bias,
                     rows,

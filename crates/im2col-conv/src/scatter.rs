@@ -194,6 +194,7 @@ impl Scatter {
                     dy,
                     &offs[..tile],
                     [self.cout, 1, 1],
+                    [0, 1],
                     [pixels, self.out_w],
                     [1, 1],
                     w,

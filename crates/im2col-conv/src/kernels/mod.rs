@@ -460,10 +460,11 @@ impl Kernel {
 
     /// One tile of the broadcast convolution kernel: `tile[p * C + c] = bias[c] + sum over
     /// taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh * xw +
-    /// kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`, `c < C`.
-    /// `x` is a zero-padded image (plane `xs`, row `xw`), `offs` each output pixel's window
-    /// corner in it, `w` the weights packed tap-major (`C` per tap, zero past the layer's
-    /// channels).
+    /// kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`, `c < C`,
+    /// over the kernel rows `ki` in `k0..k1` (`rows`; the caller skips rows whose every term
+    /// reads padding). `x` is a zero-padded image (plane `xs`, row `xw`), `offs` each output
+    /// pixel's window corner in it, `w` the weights packed tap-major (`C` per tap, zero past
+    /// the layer's channels).
     ///
     /// # Panics
     /// At the scalar level, or if a slice is shorter than the geometry needs.
@@ -474,6 +475,7 @@ impl Kernel {
         x: &[f32],
         offs: &[usize],
         [cin, kh, kw]: [usize; 3],
+        [k0, k1]: [usize; 2],
         [xs, xw]: [usize; 2],
         [dh, dw]: [usize; 2],
         w: &[f32],
@@ -490,6 +492,8 @@ impl Kernel {
             + (kw.max(1) - 1) * dw;
         assert!(
             taps > 0
+                && k0 <= k1
+                && k1 <= kh
                 && offs.len() >= pixels
                 && x.len() > reach
                 && w.len() >= taps * c_len
@@ -503,14 +507,16 @@ impl Kernel {
             xs,
             xw,
             dilation: [dh, dw],
+            rows: [k0, k1],
         };
         #[cfg(target_arch = "x86_64")]
         let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
-            // input any pixel's window reads (`reach`), the `taps * C` packed weights, the `C`
-            // biases, the `P` offsets and the `P * C` tile floats written (a unique borrow).
+            // input any pixel's window reads (`reach`, over all `kh` rows, a superset of rows
+            // `k0..k1 <= kh`), the `taps * C` packed weights, the `C` biases, the `P` offsets
+            // and the `P * C` tile floats written (a unique borrow).
             Isa::Avx2Fma => unsafe {
                 x86_64::bcast_avx2(
                     which,

@@ -24,11 +24,15 @@ pub(crate) struct BcastGeom {
     pub(crate) xw: usize,
     /// Dilation: rows and columns between taps.
     pub(crate) dilation: [usize; 2],
+    /// The kernel rows `k0..k1` the tile runs: the others read only padding for all its
+    /// pixels, and their terms are zero.
+    pub(crate) rows: [usize; 2],
 }
 
 /// `tile[p * C + c] = bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
 /// ki * dh * xw + kj * dw]` for `p < P`, `c < C = COV * LANES`, tap `t = (ci * kh + ki) * kw +
-/// kj`: the sums run over the taps in order, started from the bias (or zero).
+/// kj`, kernel rows `ki` in `g.rows`: the sums run over the taps in order, started from the
+/// bias (or zero).
 ///
 /// # Safety
 /// The CPU has `V`'s features; `x` is readable at every offset above; `w` for `taps * C`
@@ -55,9 +59,11 @@ unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
             let b: [V; COV] = std::array::from_fn(|v| V::load(bias.add(v * V::LANES)));
             acc.fill(b);
         }
-        let mut wt = w;
+        let [k0, k1] = g.rows;
+        let row_len = kw * c_len;
         for ci in 0..cin {
-            for ki in 0..kh {
+            let mut wt = w.add((ci * kh + k0) * row_len);
+            for ki in k0..k1 {
                 let row = ci * g.xs + ki * dh * g.xw;
                 for kj in 0..kw {
                     let off = row + kj * dw;
