@@ -4,13 +4,15 @@
 //! The kernel vectorises over output channels and broadcasts one input value per output pixel,
 //! so a tile is any run of output pixels: rows of any width (`lenet.c2`'s 10, `mnist.c2`'s 24)
 //! and any stride fill the vectors, where the direct row kernel wastes lanes on every tap and
-//! the implicit GEMM packs a panel per few multiply-adds. Its tile is transposed into the
-//! channel-major output once, after all the taps.
+//! the implicit GEMM packs a panel per few multiply-adds. Which pixels share a tile is
+//! [`PixelTiles`]' choice; each channel block's pixel-major outputs are transposed into the
+//! channel-major output once, after all its tiles.
 
 use crate::Conv2dShape;
 use crate::direct::{DIRECT_MAX_DEPTH, Padded};
-use crate::kernels::Kernel;
+use crate::kernels::{Kernel, TilePixels};
 use crate::plan::{Par, Plan, enough_tasks};
+use crate::tiles::PixelTiles;
 use rayon::prelude::*;
 
 /// Fewest multiply-adds per output for the broadcast kernels: the layers too deep for the
@@ -34,11 +36,14 @@ pub(crate) struct Broadcast {
     channels: usize,
     tile: usize,
     taps: usize,
-    stride: [usize; 2],
     dilation: [usize; 2],
+    /// How the image's pixels form tiles.
+    tiles: PixelTiles,
     /// Staging areas per task: one, or one per group of channel blocks when a single image's
     /// blocks split over the threads.
     slots: usize,
+    /// Whether a single image's tiles may split over the threads.
+    split: bool,
 }
 
 impl Broadcast {
@@ -65,28 +70,34 @@ impl Broadcast {
             .expect("broadcast path needs a SIMD level");
         debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
         let threads = rayon::current_num_threads();
-        let slots = if enough_tasks(s.n, threads) {
-            1
-        } else {
+        let split = !enough_tasks(s.n, threads);
+        let slots = if split {
             threads.min(s.cout.div_ceil(channels))
+        } else {
+            1
         };
+        let padded = Padded::new(s);
         Self {
+            tiles: PixelTiles::new(padded, s.params.stride, s.params.dilation, tile),
             slots,
-            padded: Padded::new(s),
+            split,
+            padded,
             cout: s.cout,
             channels,
             tile,
             taps: p.k_all,
-            stride: s.params.stride,
             dilation: s.params.dilation,
         }
     }
 
     /// Floats of one task's scratch: an image's zero-padded copy with the kernels' read
     /// margin (none for an unpadded layer, whose image the kernel reads in place), then
-    /// [`Broadcast::slots`] staging areas, each one channel block's pixel-major tiles.
+    /// [`Broadcast::slots`] staging areas, each one channel block's pixel-major outputs, and
+    /// where a single image's tiles may split over the threads and do not lie in pixel order,
+    /// one more, for them.
     pub(crate) fn buf_len(&self) -> usize {
-        self.padded_len() + self.slots * self.staging_len()
+        let areas = self.slots + usize::from(self.split && !self.tiles.in_pixel_order());
+        self.padded_len() + areas * self.staging_len()
     }
 
     /// Floats of the padded copy of an image (0 when the layer has no padding).
@@ -100,8 +111,7 @@ impl Broadcast {
 
     /// Floats of one staging area: every pixel tile of one channel block.
     fn staging_len(&self) -> usize {
-        let d = &self.padded;
-        (d.out_h * d.out_w).div_ceil(self.tile) * self.tile * self.channels
+        self.tiles.count() * self.tile * self.channels
     }
 
     /// Floats of the packed weights.
@@ -160,12 +170,34 @@ impl Broadcast {
         let block_len = ch * pixels;
         match par {
             Par::Split(threads) if blocks < threads => {
-                let staging = &mut staging[..self.staging_len()];
+                let (staging, rest) = staging.split_at_mut(self.staging_len());
                 for (b, y_rows) in y.chunks_mut(block_len).enumerate() {
-                    staging
+                    // Tile `j` into rows `j * tile ..` of `tiled`; unless that is the pixel
+                    // order, each pixel's row is then copied to its place in `staging`.
+                    let tiled = if self.tiles.in_pixel_order() {
+                        &mut *staging
+                    } else {
+                        &mut rest[..self.staging_len()]
+                    };
+                    tiled
                         .par_chunks_mut(tile * ch)
                         .enumerate()
-                        .for_each(|(j, out)| self.tile(kern, xbuf, packed, bias, b, j * tile, out));
+                        .for_each(|(j, out)| {
+                            self.tile(kern, xbuf, packed, bias, b, j, Some(&TILE_ROWS), out)
+                        });
+                    if !self.tiles.in_pixel_order() {
+                        let tiled: &[f32] = &rest[..self.staging_len()];
+                        let out_w = d.out_w;
+                        staging[..pixels * ch]
+                            .par_chunks_mut(out_w * ch)
+                            .enumerate()
+                            .for_each(|(oh, row)| {
+                                for (ow, px) in row.chunks_exact_mut(ch).enumerate() {
+                                    let at = self.tiles.tile_row(oh, ow) * ch;
+                                    px.copy_from_slice(&tiled[at..at + ch]);
+                                }
+                            });
+                    }
                     // Eight channel rows per task: whole transpose blocks.
                     let staging: &[f32] = staging;
                     y_rows
@@ -209,23 +241,23 @@ impl Broadcast {
         y_blocks: &mut [f32],
         staging: &mut [f32],
     ) {
-        let (ch, tile) = (self.channels, self.tile);
+        let ch = self.channels;
         let pixels = self.padded.out_h * self.padded.out_w;
         for (i, y_rows) in y_blocks.chunks_mut(ch * pixels).enumerate() {
-            for (j, out) in staging.chunks_exact_mut(tile * ch).enumerate() {
-                self.tile(kern, xbuf, packed, bias, b0 + i, j * tile, out);
+            for j in 0..self.tiles.count() {
+                self.tile(kern, xbuf, packed, bias, b0 + i, j, None, staging);
             }
-            // Pixel-major tiles to channel-major rows (the tiles lie back to back), after
-            // all the tiles: transposing each tile's 8-pixel blocks as they were ready
-            // measured 1-3% slower on `mnist.c2`.
+            // Pixel-major outputs to channel-major rows, after all the tiles: transposing
+            // each tile's 8-pixel blocks as they were ready measured 1-3% slower on
+            // `mnist.c2`.
             let rows = y_rows.len() / pixels;
             kern.transpose(staging, ch, pixels, rows, y_rows, pixels);
         }
     }
 
-    /// The pixel-major tile of output-channel block `b` and output pixels `f0..f0 + tile` into
-    /// `out` (`tile * channels` floats); pixels past the image's last repeat it (computed,
-    /// never stored).
+    /// Tile `j` of output-channel block `b` into the pixel-major `out`: each pixel's
+    /// `channels` outputs at its index in the image, or with `rows` (the tile's own rows,
+    /// `out` one tile), at its place in the tile.
     #[allow(clippy::too_many_arguments)]
     fn tile(
         &self,
@@ -234,33 +266,30 @@ impl Broadcast {
         packed: &[f32],
         bias: Option<&[f32]>,
         b: usize,
-        f0: usize,
+        j: usize,
+        rows: Option<&[usize]>,
         out: &mut [f32],
     ) {
         let d = &self.padded;
-        let (ch, tile) = (self.channels, self.tile);
-        let pixels = d.out_h * d.out_w;
-        let [sh, sw] = self.stride;
+        let ch = self.channels;
         let w = &packed[b * self.taps * ch..(b + 1) * self.taps * ch];
-        let rows = ch.min(self.cout - b * ch);
+        let real = ch.min(self.cout - b * ch);
         let mut bias_block = [0.0f32; CHANNELS_MAX];
         if let Some(bias) = bias {
-            bias_block[..rows].copy_from_slice(&bias[b * ch..b * ch + rows]);
+            bias_block[..real].copy_from_slice(&bias[b * ch..b * ch + real]);
         }
-        let mut offs = [0usize; PIXELS_MAX];
-        for (p, off) in offs[..tile].iter_mut().enumerate() {
-            let f = (f0 + p).min(pixels - 1);
-            *off = (f / d.out_w) * sh * d.xw + (f % d.out_w) * sw;
-        }
-        // The kernel rows any of the tile's output rows reads real input with.
-        let first = f0 / d.out_w;
-        let last = (f0 + tile - 1).min(pixels - 1) / d.out_w;
+        let (mut offs, mut dst) = ([0usize; PIXELS_MAX], [0usize; PIXELS_MAX]);
+        let window = self.tiles.tile(j, &mut offs, &mut dst);
+        let px = TilePixels {
+            offs: &offs[..self.tile],
+            dst: rows.unwrap_or(&dst)[..self.tile].as_ref(),
+            window,
+        };
         kern.broadcast(
             self.cout,
             xbuf,
-            &offs[..tile],
+            &px,
             [d.cin, d.kh, d.kw],
-            d.kernel_rows([first, last], sh, self.dilation[0]),
             [d.xs, d.xw],
             self.dilation,
             w,
@@ -269,3 +298,14 @@ impl Broadcast {
         );
     }
 }
+
+/// Rows `0..` of a tile: where its pixels go in a buffer of their own.
+pub(crate) const TILE_ROWS: [usize; PIXELS_MAX] = {
+    let mut rows = [0; PIXELS_MAX];
+    let mut p = 0;
+    while p < PIXELS_MAX {
+        rows[p] = p;
+        p += 1;
+    }
+    rows
+};

@@ -95,22 +95,15 @@ impl Padded {
 
     /// The kernel rows `k0..k1` that read any real input for output rows `first..=last` at
     /// row stride `sh` and dilation `dh`; the others read only padding, and their terms are
-    /// zero. Output row `oh` reads input row `oh * sh + ki * dh - pad` with kernel row `ki`,
-    /// so rows below `k0` stay above the image for every output row, and rows from `k1` on
-    /// below it. (Where `sh > 1`, a row in between may still read only padding; it runs.)
-    pub(crate) fn kernel_rows(
-        &self,
-        [first, last]: [usize; 2],
-        sh: usize,
-        dh: usize,
-    ) -> [usize; 2] {
-        let ph = self.pad[0];
-        let k0 = ph.saturating_sub(last * sh).div_ceil(dh).min(self.kh);
-        let k1 = (ph + self.h)
-            .saturating_sub(first * sh)
-            .div_ceil(dh)
-            .min(self.kh);
-        [k0, k1.max(k0)]
+    /// zero.
+    pub(crate) fn kernel_rows(&self, rows: [usize; 2], sh: usize, dh: usize) -> [usize; 2] {
+        kernel_span(self.pad[0], self.h, self.kh, rows, sh, dh)
+    }
+
+    /// [`Padded::kernel_rows`] along the rows: the kernel columns that read any real input
+    /// for output columns `first..=last`.
+    pub(crate) fn kernel_cols(&self, cols: [usize; 2], sw: usize, dw: usize) -> [usize; 2] {
+        kernel_span(self.pad[1], self.w, self.kw, cols, sw, dw)
     }
 
     /// Floats of one padded image.
@@ -144,4 +137,22 @@ impl Padded {
             }
         });
     }
+}
+
+/// Along one axis (padding `pad`, input size `size`, kernel size `k`): the kernel taps
+/// `k0..k1` that read any real input for outputs `first..=last` at stride `s` and dilation
+/// `d`. Output `o` reads input `o * s + i * d - pad` with tap `i`, so taps below `k0` stay
+/// before the input for every output, and taps from `k1` on after it. (Where `s > 1`, a tap
+/// in between may still read only padding; it runs, its terms zero.)
+fn kernel_span(
+    pad: usize,
+    size: usize,
+    k: usize,
+    [first, last]: [usize; 2],
+    s: usize,
+    d: usize,
+) -> [usize; 2] {
+    let k0 = pad.saturating_sub(last * s).div_ceil(d).min(k);
+    let k1 = (pad + size).saturating_sub(first * s).div_ceil(d).min(k);
+    [k0, k1.max(k0)]
 }

@@ -114,6 +114,7 @@ mod plan;
 pub mod reference;
 mod scatter;
 mod tensor_api;
+mod tiles;
 mod workspace;
 
 pub use backward_data::conv2d_backward_data;

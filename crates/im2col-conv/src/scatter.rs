@@ -10,8 +10,8 @@
 //! [`Scatter::applies`]).
 
 use crate::Conv2dShape;
-use crate::broadcast::{PIXELS_MAX, TILE_MAX};
-use crate::kernels::Kernel;
+use crate::broadcast::{PIXELS_MAX, TILE_MAX, TILE_ROWS};
+use crate::kernels::{Kernel, TilePixels};
 use crate::plan::{Par, Plan, for_chunk_pairs};
 
 /// Fewest input channels: below one vector the lanes run mostly empty.
@@ -189,12 +189,16 @@ impl Scatter {
                 let out = &mut out[..tile * ch];
                 // `W_t^T x dY` for the tile: the output channels are the kernel's "input
                 // channels", each a plane of `pixels`, read at one pixel (a 1x1 window).
+                let px = TilePixels {
+                    offs: &offs[..tile],
+                    dst: &TILE_ROWS[..tile],
+                    window: [[0, 1], [0, 1]],
+                };
                 kern.broadcast(
                     ch,
                     dy,
-                    &offs[..tile],
+                    &px,
                     [self.cout, 1, 1],
-                    [0, 1],
                     [pixels, self.out_w],
                     [1, 1],
                     w,

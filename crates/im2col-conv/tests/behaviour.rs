@@ -224,6 +224,11 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // blocks split over the threads, a staging area each. Unpadded, read in place.
         shape([1, 16, 10, 10], [160, 16, 3, 3], pad),
         shape([3, 12, 9, 9], [40, 12, 3, 3], Conv2dParams::default()),
+        // Padding 2 on a 3x3 kernel: tiles that follow the border, at every level's tile; one
+        // image split over the threads (tiles laid out apart, then put in pixel order), and
+        // a batch.
+        shape([1, 16, 20, 20], [32, 16, 3, 3], pad.with_padding(2)),
+        shape([3, 16, 20, 20], [40, 16, 3, 3], pad.with_padding(2)),
         // Backward-data by scatter: one image of two channel blocks (split across threads),
         // and a batch split either way.
         shape([1, 80, 9, 9], [32, 80, 3, 3], pad.with_stride(2)),

@@ -31,6 +31,18 @@ mod x86_64;
 
 pub use isa::{Isa, current_isa, isa_name, with_isa};
 
+/// Where the pixels of one broadcast-kernel tile read and write (see [`Kernel::broadcast`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TilePixels<'a> {
+    /// Each pixel's window corner in the padded image.
+    pub(crate) offs: &'a [usize],
+    /// Each pixel's row in the pixel-major output (a tile's pixels past the end of its run
+    /// repeat its last pixel, offset and row both: the same sums, stored twice).
+    pub(crate) dst: &'a [usize],
+    /// The kernel rows `k0..k1` and columns `j0..j1` to run.
+    pub(crate) window: [[usize; 2]; 2],
+}
+
 /// A micro-kernel of a level this CPU can run: holding one is the proof the dispatcher relies
 /// on to call the `#[target_feature]` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -458,13 +470,14 @@ impl Kernel {
         Some((which, (vectors * lanes, pixels)))
     }
 
-    /// One tile of the broadcast convolution kernel: `tile[p * C + c] = bias[c] + sum over
-    /// taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh * xw +
-    /// kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`, `c < C`,
-    /// over the kernel rows `ki` in `k0..k1` (`rows`; the caller skips rows whose every term
-    /// reads padding). `x` is a zero-padded image (plane `xs`, row `xw`), `offs` each output
-    /// pixel's window corner in it, `w` the weights packed tap-major (`C` per tap, zero past
-    /// the layer's channels).
+    /// One tile of the broadcast convolution kernel: `tile[dst[p] * C + c] = bias[c] + sum
+    /// over taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh *
+    /// xw + kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`,
+    /// `c < C`, over the kernel rows `ki` and columns `kj` of `px.window` (the caller skips
+    /// those whose every term reads padding). `x` is a zero-padded image (plane `xs`, row
+    /// `xw`), `px` where each output pixel's window starts and where its row of the
+    /// pixel-major `tile` lies, `w` the weights packed tap-major (`C` per tap, zero past the
+    /// layer's channels).
     ///
     /// # Panics
     /// At the scalar level, or if a slice is shorter than the geometry needs.
@@ -473,9 +486,8 @@ impl Kernel {
         self,
         cout: usize,
         x: &[f32],
-        offs: &[usize],
+        px: &TilePixels<'_>,
         [cin, kh, kw]: [usize; 3],
-        [k0, k1]: [usize; 2],
         [xs, xw]: [usize; 2],
         [dh, dw]: [usize; 2],
         w: &[f32],
@@ -486,19 +498,24 @@ impl Kernel {
             .broadcast_plan(cout)
             .expect("broadcast: the scalar level has no broadcast kernel");
         let taps = cin * kh * kw;
-        let reach = offs.iter().take(pixels).max().copied().unwrap_or(0)
+        let [[k0, k1], [j0, j1]] = px.window;
+        let reach = px.offs.iter().take(pixels).max().copied().unwrap_or(0)
             + (cin.max(1) - 1) * xs
             + (kh.max(1) - 1) * dh * xw
             + (kw.max(1) - 1) * dw;
+        let rows = px.dst.iter().take(pixels).max().map_or(0, |&d| d + 1);
         assert!(
             taps > 0
                 && k0 <= k1
                 && k1 <= kh
-                && offs.len() >= pixels
+                && j0 <= j1
+                && j1 <= kw
+                && px.offs.len() >= pixels
+                && px.dst.len() >= pixels
                 && x.len() > reach
                 && w.len() >= taps * c_len
                 && bias.is_none_or(|b| b.len() >= c_len)
-                && tile.len() >= pixels * c_len,
+                && tile.len() >= rows * c_len,
             "broadcast: a {pixels}-pixel tile of {c_len} channels does not fit the slices"
         );
         #[cfg(target_arch = "x86_64")]
@@ -507,25 +524,27 @@ impl Kernel {
             xs,
             xw,
             dilation: [dh, dw],
-            rows: [k0, k1],
+            window: px.window,
         };
         #[cfg(target_arch = "x86_64")]
         let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
-            // input any pixel's window reads (`reach`, over all `kh` rows, a superset of rows
-            // `k0..k1 <= kh`), the `taps * C` packed weights, the `C` biases, the `P` offsets
-            // and the `P * C` tile floats written (a unique borrow).
+            // input any pixel's window reads (`reach`, over the whole kernel, a superset of
+            // the window), the `taps * C` packed weights, the `C` biases, the `P` offsets and
+            // destinations, and the `C` floats written at each destination row (below `rows`,
+            // a unique borrow).
             Isa::Avx2Fma => unsafe {
                 x86_64::bcast_avx2(
                     which,
                     x.as_ptr(),
-                    offs.as_ptr(),
+                    px.offs.as_ptr(),
                     g,
                     w.as_ptr(),
                     bp,
                     tile.as_mut_ptr(),
+                    px.dst.as_ptr(),
                 )
             },
             #[cfg(target_arch = "x86_64")]
@@ -534,11 +553,12 @@ impl Kernel {
                 x86_64::bcast_avx512(
                     which,
                     x.as_ptr(),
-                    offs.as_ptr(),
+                    px.offs.as_ptr(),
                     g,
                     w.as_ptr(),
                     bp,
                     tile.as_mut_ptr(),
+                    px.dst.as_ptr(),
                 )
             },
             _ => unreachable!("broadcast_tile returned Some"),

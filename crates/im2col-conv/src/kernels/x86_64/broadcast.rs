@@ -24,20 +24,20 @@ pub(crate) struct BcastGeom {
     pub(crate) xw: usize,
     /// Dilation: rows and columns between taps.
     pub(crate) dilation: [usize; 2],
-    /// The kernel rows `k0..k1` the tile runs: the others read only padding for all its
-    /// pixels, and their terms are zero.
-    pub(crate) rows: [usize; 2],
+    /// The kernel rows `k0..k1` and columns `j0..j1` the tile runs: the others read only
+    /// padding for all its pixels, and their terms are zero.
+    pub(crate) window: [[usize; 2]; 2],
 }
 
-/// `tile[p * C + c] = bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
+/// `tile[dst[p] * C + c] = bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
 /// ki * dh * xw + kj * dw]` for `p < P`, `c < C = COV * LANES`, tap `t = (ci * kh + ki) * kw +
-/// kj`, kernel rows `ki` in `g.rows`: the sums run over the taps in order, started from the
-/// bias (or zero).
+/// kj`, kernel rows `ki` and columns `kj` in `g.window`: the sums run over the taps in order,
+/// started from the bias (or zero).
 ///
 /// # Safety
 /// The CPU has `V`'s features; `x` is readable at every offset above; `w` for `taps * C`
-/// floats; `bias`, unless null, for `C`; `offs` for `P` values and `tile` writable for
-/// `P * C` floats.
+/// floats; `bias`, unless null, for `C`; `offs` and `dst` for `P` values each and `tile`
+/// writable for `C` floats at every `dst[p] * C`.
 #[inline(always)]
 unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
     x: *const f32,
@@ -46,6 +46,7 @@ unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
     w: *const f32,
     bias: *const f32,
     tile: *mut f32,
+    dst: *const usize,
 ) {
     let [cin, kh, kw] = g.dims;
     let [dh, dw] = g.dilation;
@@ -59,13 +60,12 @@ unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
             let b: [V; COV] = std::array::from_fn(|v| V::load(bias.add(v * V::LANES)));
             acc.fill(b);
         }
-        let [k0, k1] = g.rows;
-        let row_len = kw * c_len;
+        let [[k0, k1], [j0, j1]] = g.window;
         for ci in 0..cin {
-            let mut wt = w.add((ci * kh + k0) * row_len);
             for ki in k0..k1 {
+                let mut wt = w.add(((ci * kh + ki) * kw + j0) * c_len);
                 let row = ci * g.xs + ki * dh * g.xw;
-                for kj in 0..kw {
+                for kj in j0..j1 {
                     let off = row + kj * dw;
                     let wv: [V; COV] = std::array::from_fn(|v| V::load(wt.add(v * V::LANES)));
                     for (a, &xp) in acc.iter_mut().zip(&at) {
@@ -79,8 +79,9 @@ unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
             }
         }
         for (p, a) in acc.iter().enumerate() {
+            let row = tile.add(*dst.add(p) * c_len);
             for (v, &av) in a.iter().enumerate() {
-                av.store(tile.add(p * c_len + v * V::LANES));
+                av.store(row.add(v * V::LANES));
             }
         }
     }
@@ -95,6 +96,7 @@ macro_rules! bcast_entry {
         /// The CPU has the level's features; the pointers satisfy [`bcast_body`]'s contract
         /// for that tile; `which < 3`.
         #[target_feature(enable = $feature)]
+        #[allow(clippy::too_many_arguments)]
         pub(crate) unsafe fn $name(
             which: usize,
             x: *const f32,
@@ -103,6 +105,7 @@ macro_rules! bcast_entry {
             w: *const f32,
             bias: *const f32,
             tile: *mut f32,
+            dst: *const usize,
         ) {
             const T0: (usize, usize) = $tiles[0];
             const T1: (usize, usize) = $tiles[1];
@@ -110,9 +113,9 @@ macro_rules! bcast_entry {
             // SAFETY: forwarded from this function's contract.
             unsafe {
                 match which {
-                    0 => bcast_body::<$vector, { T0.0 }, { T0.1 }>(x, offs, g, w, bias, tile),
-                    1 => bcast_body::<$vector, { T1.0 }, { T1.1 }>(x, offs, g, w, bias, tile),
-                    _ => bcast_body::<$vector, { T2.0 }, { T2.1 }>(x, offs, g, w, bias, tile),
+                    0 => bcast_body::<$vector, { T0.0 }, { T0.1 }>(x, offs, g, w, bias, tile, dst),
+                    1 => bcast_body::<$vector, { T1.0 }, { T1.1 }>(x, offs, g, w, bias, tile, dst),
+                    _ => bcast_body::<$vector, { T2.0 }, { T2.1 }>(x, offs, g, w, bias, tile, dst),
                 }
             }
         }
