@@ -21,13 +21,33 @@ pub(crate) struct PixelTiles {
     dilation: [usize; 2],
     /// Pixels per tile.
     tile: usize,
-    /// The output rows `r0..r1` and columns `c0..c1` whose windows read no padding, when the
-    /// tiles follow the border; `None` for runs of consecutive pixels.
-    interior: Option<[[usize; 2]; 2]>,
+    /// The output rows and columns whose windows read no padding, when the tiles follow the
+    /// border; `None` for runs of consecutive pixels.
+    interior: Option<Interior>,
 }
 
-/// One rectangle of output pixels that a group of tiles covers, row by row, and the window
-/// its tiles run.
+/// The output rows `rows[0]..rows[1]` and columns `cols[0]..cols[1]` that read every kernel
+/// row and column (empty ranges at 0 where there are none). The border plan's tiles cover,
+/// in order: this rectangle, each other row (whole), then each other column of these rows.
+#[derive(Debug, Clone, Copy)]
+struct Interior {
+    rows: [usize; 2],
+    cols: [usize; 2],
+}
+
+/// The border plan's tiles: `inner` for the interior, `row_tiles` for each of `rows` border
+/// rows, `col_tiles` for each of `cols` border columns (of the interior rows).
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    inner: usize,
+    rows: usize,
+    row_tiles: usize,
+    cols: usize,
+    col_tiles: usize,
+}
+
+/// A rectangle of output pixels that consecutive tiles cover, row by row, and the window
+/// they run.
 #[derive(Debug, Clone, Copy)]
 struct Rect {
     rows: [usize; 2],
@@ -82,7 +102,10 @@ impl PixelTiles {
     pub(crate) fn count(&self) -> usize {
         match self.interior {
             None => self.pixels().div_ceil(self.tile),
-            Some(_) => self.rects().map(|r| r.area().div_ceil(self.tile)).sum(),
+            Some(i) => {
+                let l = self.layout(i);
+                l.inner + l.rows * l.row_tiles + l.cols * l.col_tiles
+            }
         }
     }
 
@@ -90,55 +113,54 @@ impl PixelTiles {
     /// in the image (`dst`), the first `tile` of each, and returns the window of kernel rows
     /// and columns to run. Pixels past a tile's last repeat it.
     pub(crate) fn tile(&self, j: usize, offs: &mut [usize], dst: &mut [usize]) -> [[usize; 2]; 2] {
+        let (rect, first) = match self.interior {
+            None => {
+                let d = &self.padded;
+                let first = j * self.tile;
+                let last = (first + self.tile).min(self.pixels()) - 1;
+                let rows = [first / d.out_w, last / d.out_w];
+                let rect = Rect {
+                    rows: [0, d.out_h],
+                    cols: [0, d.out_w],
+                    window: [self.rows_read(rows), self.cols_read([0, d.out_w - 1])],
+                };
+                (rect, first)
+            }
+            Some(i) => {
+                let (rect, t) = self.locate(i, j);
+                (rect, t * self.tile)
+            }
+        };
         let d = &self.padded;
         let [sh, sw] = self.stride;
-        let mut put = |p: usize, oh: usize, ow: usize| {
+        let last = rect.area() - 1;
+        for p in 0..self.tile {
+            let i = (first + p).min(last);
+            let oh = rect.rows[0] + i / rect.width();
+            let ow = rect.cols[0] + i % rect.width();
             offs[p] = oh * sh * d.xw + ow * sw;
             dst[p] = oh * d.out_w + ow;
-        };
-        match self.interior {
-            None => {
-                let last = self.pixels() - 1;
-                for p in 0..self.tile {
-                    let f = (j * self.tile + p).min(last);
-                    put(p, f / d.out_w, f % d.out_w);
-                }
-                let rows = [
-                    j * self.tile / d.out_w,
-                    (j * self.tile + self.tile - 1).min(last) / d.out_w,
-                ];
-                [self.rows_read(rows), self.cols_read([0, d.out_w - 1])]
-            }
-            Some(_) => {
-                let (rect, t) = self.locate(j);
-                let last = rect.area() - 1;
-                for p in 0..self.tile {
-                    let i = (t * self.tile + p).min(last);
-                    put(
-                        p,
-                        rect.rows[0] + i / rect.width(),
-                        rect.cols[0] + i % rect.width(),
-                    );
-                }
-                rect.window
-            }
         }
+        rect.window
     }
 
     /// Where tile `j * tile + p`'s pixel lies when the tiles are laid out one after the
     /// other (`tile` rows each): the row of pixel `(oh, ow)` there, for a plan not
     /// [`in_pixel_order`](Self::in_pixel_order).
     pub(crate) fn tile_row(&self, oh: usize, ow: usize) -> usize {
-        let mut base = 0;
-        for rect in self.rects() {
-            let [r0, r1] = rect.rows;
-            let [c0, c1] = rect.cols;
-            if (r0..r1).contains(&oh) && (c0..c1).contains(&ow) {
-                return base + (oh - r0) * rect.width() + (ow - c0);
-            }
-            base += rect.area().div_ceil(self.tile) * self.tile;
+        let i = self.interior.expect("tile_row: tiles in pixel order");
+        let l = self.layout(i);
+        let ([r0, r1], [c0, c1]) = (i.rows, i.cols);
+        let p = self.tile;
+        if !(r0..r1).contains(&oh) {
+            let row = if oh < r0 { oh } else { oh - (r1 - r0) };
+            (l.inner + row * l.row_tiles) * p + ow
+        } else if (c0..c1).contains(&ow) {
+            (oh - r0) * (c1 - c0) + (ow - c0)
+        } else {
+            let col = if ow < c0 { ow } else { ow - (c1 - c0) };
+            (l.inner + l.rows * l.row_tiles + col * l.col_tiles) * p + (oh - r0)
         }
-        unreachable!("the rectangles cover every pixel")
     }
 
     fn pixels(&self) -> usize {
@@ -155,9 +177,8 @@ impl PixelTiles {
             .kernel_cols(cols, self.stride[1], self.dilation[1])
     }
 
-    /// The output rows `r0..r1` and columns `c0..c1` that read every kernel row and column
-    /// (empty ranges at 0 where there are none).
-    fn interior(&self) -> [[usize; 2]; 2] {
+    /// The rows and columns whose windows read every kernel row and column.
+    fn interior(&self) -> Interior {
         let d = &self.padded;
         // The outputs reading every tap form one run: the first tap reads real input from
         // some output on, the last up to some output.
@@ -165,61 +186,68 @@ impl PixelTiles {
             Some(a) => [a, (a..n).take_while(|&o| full(o)).count() + a],
             None => [0, 0],
         };
-        [
-            span(d.out_h, &|o| self.rows_read([o, o]) == [0, d.kh]),
-            span(d.out_w, &|o| self.cols_read([o, o]) == [0, d.kw]),
-        ]
+        Interior {
+            rows: span(d.out_h, &|o| self.rows_read([o, o]) == [0, d.kh]),
+            cols: span(d.out_w, &|o| self.cols_read([o, o]) == [0, d.kw]),
+        }
     }
 
-    /// The rectangles of the border plan, in tile order: the interior, each border row
-    /// (whole), then each border column of the interior rows; none empty.
-    fn rects(&self) -> impl Iterator<Item = Rect> + '_ {
+    /// How many tiles the border plan gives each kind of rectangle.
+    fn layout(&self, i: Interior) -> Layout {
         let d = &self.padded;
-        let [[r0, r1], [c0, c1]] = self.interior.unwrap_or([[0, 0], [0, 0]]);
-        let interior = Rect {
-            rows: [r0, r1],
-            cols: [c0, c1],
-            window: [
-                self.rows_read([r0, r1.max(1) - 1]),
-                self.cols_read([c0, c1.max(1) - 1]),
-            ],
-        };
-        let border_rows = (0..r0).chain(r1..d.out_h).map(move |oh| Rect {
-            rows: [oh, oh + 1],
-            cols: [0, d.out_w],
-            window: [self.rows_read([oh, oh]), self.cols_read([0, d.out_w - 1])],
-        });
-        let border_cols = (0..c0).chain(c1..d.out_w).map(move |ow| Rect {
-            rows: [r0, r1],
-            cols: [ow, ow + 1],
-            window: [
-                self.rows_read([r0, r1.max(1) - 1]),
-                self.cols_read([ow, ow]),
-            ],
-        });
-        std::iter::once(interior)
-            .chain(border_rows)
-            .chain(border_cols)
-            .filter(|r| r.area() > 0)
+        let (inner_h, inner_w) = (i.rows[1] - i.rows[0], i.cols[1] - i.cols[0]);
+        Layout {
+            inner: (inner_h * inner_w).div_ceil(self.tile),
+            rows: d.out_h - inner_h,
+            row_tiles: d.out_w.div_ceil(self.tile),
+            // No interior rows: the border rows are all the rows, and no column is left.
+            cols: if inner_h > 0 { d.out_w - inner_w } else { 0 },
+            col_tiles: inner_h.div_ceil(self.tile),
+        }
     }
 
     /// The rectangle of the border plan that tile `j` lies in, and `j`'s index among its
     /// tiles.
-    fn locate(&self, mut j: usize) -> (Rect, usize) {
-        for rect in self.rects() {
-            let tiles = rect.area().div_ceil(self.tile);
-            if j < tiles {
-                return (rect, j);
-            }
-            j -= tiles;
+    fn locate(&self, i: Interior, j: usize) -> (Rect, usize) {
+        let d = &self.padded;
+        let l = self.layout(i);
+        let ([r0, r1], [c0, c1]) = (i.rows, i.cols);
+        if j < l.inner {
+            let window = [self.rows_read([r0, r1 - 1]), self.cols_read([c0, c1 - 1])];
+            let rect = Rect {
+                rows: i.rows,
+                cols: i.cols,
+                window,
+            };
+            return (rect, j);
         }
-        unreachable!("tile index past the image")
+        let j = j - l.inner;
+        if j < l.rows * l.row_tiles {
+            let row = j / l.row_tiles;
+            let oh = if row < r0 { row } else { row + (r1 - r0) };
+            let window = [self.rows_read([oh, oh]), self.cols_read([0, d.out_w - 1])];
+            let rect = Rect {
+                rows: [oh, oh + 1],
+                cols: [0, d.out_w],
+                window,
+            };
+            return (rect, j % l.row_tiles);
+        }
+        let j = j - l.rows * l.row_tiles;
+        let col = j / l.col_tiles;
+        let ow = if col < c0 { col } else { col + (c1 - c0) };
+        let window = [self.rows_read([r0, r1 - 1]), self.cols_read([ow, ow])];
+        let rect = Rect {
+            rows: i.rows,
+            cols: [ow, ow + 1],
+            window,
+        };
+        (rect, j % l.col_tiles)
     }
 
     /// Kernel taps run per channel over all the tiles: the plan's cost.
     fn taps_run(&self) -> usize {
-        let mut offs = [0; PIXELS_MAX];
-        let mut dst = [0; PIXELS_MAX];
+        let (mut offs, mut dst) = ([0; PIXELS_MAX], [0; PIXELS_MAX]);
         (0..self.count())
             .map(|j| {
                 let [[k0, k1], [j0, j1]] = self.tile(j, &mut offs, &mut dst);
