@@ -37,9 +37,9 @@ pub fn mnistnet(rng: &mut Rng) -> Network {
     let conv2 = conv(32, 64, rng);
     let body = Sequential::new()
         .push_named("conv1", conv1)
-        .push_named("relu1", ReLU::new())
+        .push_named("relu1", ReLU::inplace())
         .push_named("conv2", conv2)
-        .push_named("relu2", ReLU::new())
+        .push_named("relu2", ReLU::inplace())
         .push_named("pool", MaxPool2d::new(Pool2dParams::new([2, 2])))
         .push_named("dropout1", fixed(Dropout::new(0.25)))
         .push_named("flatten", Flatten::new())
