@@ -184,9 +184,9 @@ mod tests {
     fn vector_code_gives_the_baseline_bits() {
         // Values over many magnitudes, so that any other order of the sums (or a fused
         // multiply-add) would change low bits; lengths with and without a tail.
-        for n in [0, 5, 8, 64, 1001] {
+        for n in [0i32, 5, 8, 64, 1001] {
             let x: Vec<f32> = (0..n)
-                .map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i as i32 % 7 - 3))
+                .map(|i| (i as f32 * 0.37).sin() * 10f32.powi(i % 7 - 3))
                 .collect();
             let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
             let k = 0.123_456_789;
