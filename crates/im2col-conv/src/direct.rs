@@ -39,7 +39,8 @@ impl Padded {
         Self::geometry_fits(s, p)
             && ((p.k_all <= DIRECT_MAX_DEPTH && s.out_w() >= 16)
                 || s.out_w().is_multiple_of(p.kernel.nr())
-                || (Self::short_rows(s, p) && s.out_h() >= 2))
+                || (Self::short_rows(s, p) && s.out_h() >= 2)
+                || Self::ragged_row(s, p))
     }
 
     /// Whether the direct weight-gradient kernel runs this convolution: as for
@@ -59,6 +60,15 @@ impl Padded {
     fn short_rows(s: &Conv2dShape, p: &Plan) -> bool {
         let lanes = p.kernel.nr() / 2;
         s.out_w() <= lanes && 4 * s.out_w() >= 3 * lanes && s.cout < 2 * lanes
+    }
+
+    /// Rows narrower than the kernel's two vectors but at least three quarters of them (12 to
+    /// 15 at AVX2, 24 to 31 at AVX-512), one per call, on layers with fewer output channels
+    /// than one vector holds: there the broadcast kernel's vectors run partly empty too, and
+    /// the row kernel wastes at most a quarter of its lanes.
+    fn ragged_row(s: &Conv2dShape, p: &Plan) -> bool {
+        let nr = p.kernel.nr();
+        s.out_w() < nr && 4 * s.out_w() >= 3 * nr && s.cout < nr / 2
     }
 
     /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a
