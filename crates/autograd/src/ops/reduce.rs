@@ -193,8 +193,14 @@ mod tests {
             let dot = |g: f64, x: f64| g * (x - k);
             let sq = |v: f64, _: f64| (v - k) * (v - k);
             // `lanes` outside the dispatch runs as compiled for the baseline.
-            assert_eq!(vectorized(&g, &x, dot).to_bits(), lanes(&g, &x, dot).to_bits());
-            assert_eq!(vectorized(&x, &x, sq).to_bits(), lanes(&x, &x, sq).to_bits());
+            assert_eq!(
+                vectorized(&g, &x, dot).to_bits(),
+                lanes(&g, &x, dot).to_bits()
+            );
+            assert_eq!(
+                vectorized(&x, &x, sq).to_bits(),
+                lanes(&x, &x, sq).to_bits()
+            );
         }
     }
 
