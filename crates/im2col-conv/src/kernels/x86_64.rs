@@ -382,8 +382,13 @@ pub(crate) unsafe fn copy_rows_avx512(
 }
 
 /// `dst[p * ldd + j] = src[j * lds + p]` for `j < rows`, `p < depth`: the transposing pack of
-/// backward-weight's operands (whose contiguous axis is the product's depth), by 8 x 8 blocks
-/// in `ymm` registers, with scalar edges.
+/// backward-weight's operands (whose contiguous axis is the product's depth) and the
+/// broadcast kernels' pixel-major tiles into channel-major rows, by 8 x 8 blocks in `ymm`
+/// registers, with scalar edges. The blocks walk along the rows of whichever side has its
+/// rows further apart (the large, strided array), eight rows at a time: eight streams the
+/// prefetchers follow, where walking the other way wrote (or read) one block in each of all
+/// its rows in turn (`mnist.c2`'s forward pass +2%, the weight gradient's packing of `dY`
+/// 4% slower the other way round).
 ///
 /// # Safety
 /// The CPU has AVX2; `src` is readable at `j * lds + p` and `dst` writable at `p * ldd + j`
@@ -402,38 +407,49 @@ pub(crate) unsafe fn transpose_avx2(
     // `dst[(p0 + r) * ldd + j0 .. + 8]` with `j0 + 8 <= rows`, `p0 + 8 <= depth`; the edges
     // touch single elements with `j < rows`, `p < depth`: all inside the caller's extents.
     unsafe {
-        for j0 in (0..rows8).step_by(8) {
+        let block = |j0: usize, p0: usize| {
+            let s = src.add(j0 * lds + p0);
+            let r = |i: usize| _mm256_loadu_ps(s.add(i * lds));
+            let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+            let (r4, r5, r6, r7) = (r(4), r(5), r(6), r(7));
+            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let d = dst.add(p0 * ldd + j0);
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps::<0x20>(u0, u4));
+            _mm256_storeu_ps(d.add(ldd), _mm256_permute2f128_ps::<0x20>(u1, u5));
+            _mm256_storeu_ps(d.add(2 * ldd), _mm256_permute2f128_ps::<0x20>(u2, u6));
+            _mm256_storeu_ps(d.add(3 * ldd), _mm256_permute2f128_ps::<0x20>(u3, u7));
+            _mm256_storeu_ps(d.add(4 * ldd), _mm256_permute2f128_ps::<0x31>(u0, u4));
+            _mm256_storeu_ps(d.add(5 * ldd), _mm256_permute2f128_ps::<0x31>(u1, u5));
+            _mm256_storeu_ps(d.add(6 * ldd), _mm256_permute2f128_ps::<0x31>(u2, u6));
+            _mm256_storeu_ps(d.add(7 * ldd), _mm256_permute2f128_ps::<0x31>(u3, u7));
+        };
+        if ldd >= lds {
             for p0 in (0..depth8).step_by(8) {
-                let s = src.add(j0 * lds + p0);
-                let r = |i: usize| _mm256_loadu_ps(s.add(i * lds));
-                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
-                let (r4, r5, r6, r7) = (r(4), r(5), r(6), r(7));
-                let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-                let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-                let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
-                let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
-                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                let d = dst.add(p0 * ldd + j0);
-                _mm256_storeu_ps(d, _mm256_permute2f128_ps::<0x20>(u0, u4));
-                _mm256_storeu_ps(d.add(ldd), _mm256_permute2f128_ps::<0x20>(u1, u5));
-                _mm256_storeu_ps(d.add(2 * ldd), _mm256_permute2f128_ps::<0x20>(u2, u6));
-                _mm256_storeu_ps(d.add(3 * ldd), _mm256_permute2f128_ps::<0x20>(u3, u7));
-                _mm256_storeu_ps(d.add(4 * ldd), _mm256_permute2f128_ps::<0x31>(u0, u4));
-                _mm256_storeu_ps(d.add(5 * ldd), _mm256_permute2f128_ps::<0x31>(u1, u5));
-                _mm256_storeu_ps(d.add(6 * ldd), _mm256_permute2f128_ps::<0x31>(u2, u6));
-                _mm256_storeu_ps(d.add(7 * ldd), _mm256_permute2f128_ps::<0x31>(u3, u7));
-            }
-            for j in j0..j0 + 8 {
-                for p in depth8..depth {
-                    *dst.add(p * ldd + j) = *src.add(j * lds + p);
+                for j0 in (0..rows8).step_by(8) {
+                    block(j0, p0);
                 }
+            }
+        } else {
+            for j0 in (0..rows8).step_by(8) {
+                for p0 in (0..depth8).step_by(8) {
+                    block(j0, p0);
+                }
+            }
+        }
+        for j in 0..rows8 {
+            for p in depth8..depth {
+                *dst.add(p * ldd + j) = *src.add(j * lds + p);
             }
         }
         for j in rows8..rows {
