@@ -156,29 +156,34 @@ fn forward_plane_2x2(shape: &Pool2dShape, x: &[f32], out: &mut [f32], arg: &mut 
         let base = 2 * oh * w;
         let top = &x[base..base + 2 * out_w];
         let bottom = &x[base + w..base + w + 2 * out_w];
-        let mut first = base as u32;
-        let mut blocks = top
-            .chunks_exact(2 * BLOCK)
-            .zip(bottom.chunks_exact(2 * BLOCK))
-            .zip(
-                orow.chunks_exact_mut(BLOCK)
-                    .zip(arow.chunks_exact_mut(BLOCK)),
-            );
-        for ((t, b), (o, a)) in &mut blocks {
+        // Blocks of outputs `j0..j0 + BLOCK`; a ragged row ends with one more block that
+        // overlaps the one before (its shared outputs computed twice, the same both times),
+        // not with a scalar tail: 14-wide rows (`lenet5`) were 6/14 scalar.
+        let block = |j0: usize, o: &mut [f32], a: &mut [u32]| {
             // Fixed-size arrays, so the loop below has no bounds checks and vectorises.
-            let (t, b): (&[f32; 2 * BLOCK], &[f32; 2 * BLOCK]) =
-                (t.try_into().expect("block"), b.try_into().expect("block"));
-            let (o, a): (&mut [f32; BLOCK], &mut [u32; BLOCK]) =
-                (o.try_into().expect("block"), a.try_into().expect("block"));
+            let t: &[f32; 2 * BLOCK] = top[2 * j0..2 * j0 + 2 * BLOCK].try_into().expect("block");
+            let b: &[f32; 2 * BLOCK] = bottom[2 * j0..2 * j0 + 2 * BLOCK]
+                .try_into()
+                .expect("block");
+            let o: &mut [f32; BLOCK] = (&mut o[j0..j0 + BLOCK]).try_into().expect("block");
+            let a: &mut [u32; BLOCK] = (&mut a[j0..j0 + BLOCK]).try_into().expect("block");
+            let first = (base + 2 * j0) as u32;
             for j in 0..BLOCK {
                 let (v, at) = max_of_four(t[2 * j], t[2 * j + 1], b[2 * j], b[2 * j + 1], down);
                 o[j] = v;
                 a[j] = first + 2 * j as u32 + at;
             }
-            first += 2 * BLOCK as u32;
+        };
+        if out_w >= BLOCK {
+            for j0 in (0..out_w - BLOCK + 1).step_by(BLOCK) {
+                block(j0, orow, arow);
+            }
+            if !out_w.is_multiple_of(BLOCK) {
+                block(out_w - BLOCK, orow, arow);
+            }
+            continue;
         }
-        let done = out_w - out_w % BLOCK;
-        for j in done..out_w {
+        for j in 0..out_w {
             let (v, at) = max_of_four(
                 top[2 * j],
                 top[2 * j + 1],
