@@ -284,6 +284,7 @@ impl Broadcast {
             offs: &offs[..self.tile],
             dst: rows.unwrap_or(&dst)[..self.tile].as_ref(),
             window,
+            add: false,
         };
         kern.broadcast(
             self.cout,
@@ -300,7 +301,7 @@ impl Broadcast {
 }
 
 /// Rows `0..` of a tile: where its pixels go in a buffer of their own.
-pub(crate) const TILE_ROWS: [usize; PIXELS_MAX] = {
+const TILE_ROWS: [usize; PIXELS_MAX] = {
     let mut rows = [0; PIXELS_MAX];
     let mut p = 0;
     while p < PIXELS_MAX {

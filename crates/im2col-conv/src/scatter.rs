@@ -10,7 +10,7 @@
 //! [`Scatter::applies`]).
 
 use crate::Conv2dShape;
-use crate::broadcast::{PIXELS_MAX, TILE_MAX, TILE_ROWS};
+use crate::broadcast::{PIXELS_MAX, TILE_MAX};
 use crate::kernels::{Kernel, TilePixels};
 use crate::plan::{Par, Plan, for_chunk_pairs};
 
@@ -125,9 +125,10 @@ impl Scatter {
         }
     }
 
-    /// Floats of one block's accumulator: the padded input gradient, pixel-major.
+    /// Floats of one block's accumulator: the padded input gradient, pixel-major, then one
+    /// row where a tile's pixels past the image add their (repeated) products.
     fn acc_len(&self) -> usize {
-        self.hp * self.wp * self.channels
+        (self.hp * self.wp + 1) * self.channels
     }
 
     /// Floats of one task's scratch: an accumulator per block of input channels.
@@ -175,24 +176,35 @@ impl Scatter {
         let [sh, sw] = self.stride;
         let [dh, dw] = self.dilation;
         acc.fill(0.0);
-        let mut offs = [0usize; PIXELS_MAX];
-        let mut out = [0.0f32; TILE_MAX];
+        let unused = self.hp * self.wp;
+        let (mut offs, mut rows) = ([0usize; PIXELS_MAX], [0usize; PIXELS_MAX]);
         for t in 0..taps {
             let (ki, kj) = (t / self.kw, t % self.kw);
             let tap_at = ki * dh * self.wp + kj * dw;
             let w = &packed[(b * taps + t) * self.cout * ch..][..self.cout * ch];
             for f0 in (0..pixels).step_by(tile) {
-                let valid = tile.min(pixels - f0);
-                for (p, off) in offs[..tile].iter_mut().enumerate() {
-                    *off = (f0 + p).min(pixels - 1);
+                // Walk the tile's pixels row by row: one division per tile, not per pixel.
+                let (mut oh, mut ow) = (f0 / self.out_w, f0 % self.out_w);
+                for p in 0..tile {
+                    offs[p] = (f0 + p).min(pixels - 1);
+                    rows[p] = if f0 + p < pixels {
+                        (oh * sh) * self.wp + ow * sw + tap_at
+                    } else {
+                        unused
+                    };
+                    ow += 1;
+                    if ow == self.out_w {
+                        (oh, ow) = (oh + 1, 0);
+                    }
                 }
-                let out = &mut out[..tile * ch];
-                // `W_t^T x dY` for the tile: the output channels are the kernel's "input
-                // channels", each a plane of `pixels`, read at one pixel (a 1x1 window).
+                // `W_t^T x dY` for the tile, added into the accumulator where the tap read:
+                // the output channels are the kernel's "input channels", each a plane of
+                // `pixels`, read at one pixel (a 1x1 window).
                 let px = TilePixels {
                     offs: &offs[..tile],
-                    dst: &TILE_ROWS[..tile],
+                    dst: &rows[..tile],
                     window: [[0, 1], [0, 1]],
+                    add: true,
                 };
                 kern.broadcast(
                     ch,
@@ -203,20 +215,8 @@ impl Scatter {
                     [1, 1],
                     w,
                     None,
-                    out,
+                    acc,
                 );
-                // Walk the tile's pixels row by row: one division per tile, not per pixel.
-                let (mut oh, mut ow) = (f0 / self.out_w, f0 % self.out_w);
-                for prod in out.chunks_exact(ch).take(valid) {
-                    let at = ((oh * sh) * self.wp + ow * sw + tap_at) * ch;
-                    for (a, &v) in acc[at..at + ch].iter_mut().zip(prod) {
-                        *a += v;
-                    }
-                    ow += 1;
-                    if ow == self.out_w {
-                        (oh, ow) = (oh + 1, 0);
-                    }
-                }
             }
         }
         // Pixel-major accumulator to channel-major rows, dropping the padding.

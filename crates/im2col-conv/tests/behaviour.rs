@@ -385,12 +385,17 @@ fn one_workspace_serves_shapes_in_any_order() {
         .collect();
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
+    // Every shape is in the order, or the final pass below would meet new sizes.
+    let order = [5, 0, 3, 14, 1, 9, 12, 11, 4, 15, 2, 10, 6, 13, 8, 7];
+    let mut all = order.to_vec();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..shapes.len()).collect::<Vec<_>>(),
+        "order covers the shapes"
+    );
     for round in 0..2 {
-        for i in [5, 0, 3, 1, 9, 11, 4, 2, 10, 6, 8, 7]
-            .into_iter()
-            .rev()
-            .chain([0, 5, 2, 7])
-        {
+        for i in order.into_iter().rev().chain([0, 5, 2, 7]) {
             assert!(
                 bits(&fast(&shapes[i], &ops[i], &mut ws)) == fresh[i],
                 "shape {i}, round {round}"

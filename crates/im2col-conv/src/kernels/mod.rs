@@ -41,6 +41,9 @@ pub(crate) struct TilePixels<'a> {
     pub(crate) dst: &'a [usize],
     /// The kernel rows `k0..k1` and columns `j0..j1` to run.
     pub(crate) window: [[usize; 2]; 2],
+    /// Whether each pixel's sums are added to its row (pixels sharing a row adding up in
+    /// turn) rather than stored over it.
+    pub(crate) add: bool,
 }
 
 /// A micro-kernel of a level this CPU can run: holding one is the proof the dispatcher relies
@@ -470,14 +473,14 @@ impl Kernel {
         Some((which, (vectors * lanes, pixels)))
     }
 
-    /// One tile of the broadcast convolution kernel: `tile[dst[p] * C + c] = bias[c] + sum
+    /// One tile of the broadcast convolution kernel: `tile[dst[p] * C + c] (+)= bias[c] + sum
     /// over taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh *
     /// xw + kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`,
     /// `c < C`, over the kernel rows `ki` and columns `kj` of `px.window` (the caller skips
     /// those whose every term reads padding). `x` is a zero-padded image (plane `xs`, row
-    /// `xw`), `px` where each output pixel's window starts and where its row of the
-    /// pixel-major `tile` lies, `w` the weights packed tap-major (`C` per tap, zero past the
-    /// layer's channels).
+    /// `xw`), `px` where each output pixel's window starts, where its row of the pixel-major
+    /// `tile` lies and whether it is added there (`+=`, with `px.add`) or stored, `w` the
+    /// weights packed tap-major (`C` per tap, zero past the layer's channels).
     ///
     /// # Panics
     /// At the scalar level, or if a slice is shorter than the geometry needs.
@@ -525,6 +528,7 @@ impl Kernel {
             xw,
             dilation: [dh, dw],
             window: px.window,
+            add: px.add,
         };
         #[cfg(target_arch = "x86_64")]
         let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
@@ -533,8 +537,8 @@ impl Kernel {
             // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the furthest
             // input any pixel's window reads (`reach`, over the whole kernel, a superset of
             // the window), the `taps * C` packed weights, the `C` biases, the `P` offsets and
-            // destinations, and the `C` floats written at each destination row (below `rows`,
-            // a unique borrow).
+            // destinations, and the `C` floats read (with `add`) and written at each
+            // destination row (below `rows`, a unique borrow).
             Isa::Avx2Fma => unsafe {
                 x86_64::bcast_avx2(
                     which,

@@ -27,17 +27,44 @@ pub(crate) struct BcastGeom {
     /// The kernel rows `k0..k1` and columns `j0..j1` the tile runs: the others read only
     /// padding for all its pixels, and their terms are zero.
     pub(crate) window: [[usize; 2]; 2],
+    /// Whether the sums are added to the tile's rows (which are read first) rather than
+    /// stored over them.
+    pub(crate) add: bool,
 }
 
-/// `tile[dst[p] * C + c] = bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
+/// One tap of [`bcast_body`]: `acc[p][v] += x[at[p] + off] * w[v * LANES ..]`.
+///
+/// # Safety
+/// The CPU has `V`'s features; every `at[p] + off` is readable, and `w` for `COV` vectors.
+#[inline(always)]
+unsafe fn step<V: Vector, const COV: usize, const P: usize>(
+    acc: &mut [[V; COV]; P],
+    at: &[*const f32; P],
+    off: usize,
+    w: *const f32,
+) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        let wv: [V; COV] = std::array::from_fn(|v| V::load(w.add(v * V::LANES)));
+        for (a, &xp) in acc.iter_mut().zip(at) {
+            let xv = V::splat(*xp.add(off));
+            for (av, &wvv) in a.iter_mut().zip(&wv) {
+                *av = xv.fma(wvv, *av);
+            }
+        }
+    }
+}
+
+/// `tile[dst[p] * C + c] (+)= bias[c] + sum_{ci, ki, kj} w[t * C + c] * x[offs[p] + ci * xs +
 /// ki * dh * xw + kj * dw]` for `p < P`, `c < C = COV * LANES`, tap `t = (ci * kh + ki) * kw +
 /// kj`, kernel rows `ki` and columns `kj` in `g.window`: the sums run over the taps in order,
-/// started from the bias (or zero).
+/// started from the bias (or zero), then, with `g.add`, are added to the tile's rows (pixel
+/// after pixel, so pixels sharing a row add up).
 ///
 /// # Safety
 /// The CPU has `V`'s features; `x` is readable at every offset above; `w` for `taps * C`
 /// floats; `bias`, unless null, for `C`; `offs` and `dst` for `P` values each and `tile`
-/// writable for `C` floats at every `dst[p] * C`.
+/// readable and writable for `C` floats at every `dst[p] * C`.
 #[inline(always)]
 unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
     x: *const f32,
@@ -61,27 +88,47 @@ unsafe fn bcast_body<V: Vector, const COV: usize, const P: usize>(
             acc.fill(b);
         }
         let [[k0, k1], [j0, j1]] = g.window;
-        for ci in 0..cin {
-            for ki in k0..k1 {
-                let mut wt = w.add(((ci * kh + ki) * kw + j0) * c_len);
-                let row = ci * g.xs + ki * dh * g.xw;
-                for kj in j0..j1 {
-                    let off = row + kj * dw;
-                    let wv: [V; COV] = std::array::from_fn(|v| V::load(wt.add(v * V::LANES)));
-                    for (a, &xp) in acc.iter_mut().zip(&at) {
-                        let xv = V::splat(*xp.add(off));
-                        for (av, &wvv) in a.iter_mut().zip(&wv) {
-                            *av = xv.fma(wvv, *av);
-                        }
+        if g.window == [[0, kh], [0, kw]] {
+            // The whole kernel (every tap of the scatter, every interior tile): the loops
+            // with no skips, whose few live values leave AVX2's registers to the tile.
+            let mut wt = w;
+            for ci in 0..cin {
+                for ki in 0..kh {
+                    let row = ci * g.xs + ki * dh * g.xw;
+                    for kj in 0..kw {
+                        step::<V, COV, P>(&mut acc, &at, row + kj * dw, wt);
+                        wt = wt.add(c_len);
                     }
-                    wt = wt.add(c_len);
                 }
+            }
+        } else {
+            // One pointer walks the window's weights: past a row's last column to the next
+            // row's first, past a channel's last row to the next channel's first. It moves by
+            // `wrapping_add`: after the last tap it may point past the weights, unread.
+            let row_skip = (kw - (j1 - j0)) * c_len;
+            let channel_skip = (kh - (k1 - k0)) * kw * c_len;
+            let mut wt = w.wrapping_add((k0 * kw + j0) * c_len);
+            for ci in 0..cin {
+                for ki in k0..k1 {
+                    let row = ci * g.xs + ki * dh * g.xw;
+                    for kj in j0..j1 {
+                        step::<V, COV, P>(&mut acc, &at, row + kj * dw, wt);
+                        wt = wt.wrapping_add(c_len);
+                    }
+                    wt = wt.wrapping_add(row_skip);
+                }
+                wt = wt.wrapping_add(channel_skip);
             }
         }
         for (p, a) in acc.iter().enumerate() {
             let row = tile.add(*dst.add(p) * c_len);
             for (v, &av) in a.iter().enumerate() {
-                av.store(row.add(v * V::LANES));
+                let at = row.add(v * V::LANES);
+                if g.add {
+                    V::load(at).add(av).store(at);
+                } else {
+                    av.store(at);
+                }
             }
         }
     }
