@@ -10,7 +10,7 @@
 
 use crate::Conv2dShape;
 use crate::direct::{DIRECT_MAX_DEPTH, Padded};
-use crate::kernels::{Kernel, TilePixels};
+use crate::kernels::{BroadcastTile, Kernel, TilePixels};
 use crate::plan::{Par, Plan, enough_tasks};
 use crate::tiles::PixelTiles;
 use rayon::prelude::*;
@@ -19,7 +19,7 @@ use rayon::prelude::*;
 /// few-channel direct kernels (see [`Broadcast::applies`]).
 pub(crate) const MIN_DEPTH: usize = DIRECT_MAX_DEPTH + 1;
 /// Floats of the largest tile any level computes (pixels x channels).
-pub(crate) const TILE_MAX: usize = 400;
+pub(crate) const TILE_MAX: usize = 416;
 /// Most pixels of any level's tile.
 pub(crate) const PIXELS_MAX: usize = 25;
 /// Most channels of any level's tile.
@@ -37,7 +37,8 @@ pub(crate) struct Broadcast {
     tile: usize,
     taps: usize,
     dilation: [usize; 2],
-    /// How the image's pixels form tiles.
+    /// The kernel's tile, and how the image's pixels form tiles of its size.
+    shape: BroadcastTile,
     tiles: PixelTiles,
     /// Staging areas per task: one, or one per group of channel blocks when a single image's
     /// blocks split over the threads.
@@ -64,10 +65,18 @@ impl Broadcast {
 
     /// The geometry of `s` (which [`Broadcast::applies`] to).
     pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
-        let (channels, tile) = p
+        let padded = Padded::new(s);
+        let [stride, dilation] = [s.params.stride, s.params.dilation];
+        // Of the level's tiles for these channels, the one whose plan runs the fewest taps.
+        let (shape, tiles) = p
             .kernel
-            .broadcast_tile(s.cout)
+            .broadcast_tiles(s.cout)
+            .into_iter()
+            .flatten()
+            .map(|t| (t, PixelTiles::new(padded, stride, dilation, t.pixels)))
+            .min_by_key(|(_, tiles)| tiles.cost())
             .expect("broadcast path needs a SIMD level");
+        let (channels, tile) = (shape.channels, shape.pixels);
         debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
         let threads = rayon::current_num_threads();
         let split = !enough_tasks(s.n, threads);
@@ -76,9 +85,9 @@ impl Broadcast {
         } else {
             1
         };
-        let padded = Padded::new(s);
         Self {
-            tiles: PixelTiles::new(padded, s.params.stride, s.params.dilation, tile),
+            shape,
+            tiles,
             slots,
             split,
             padded,
@@ -287,7 +296,7 @@ impl Broadcast {
             add: false,
         };
         kern.broadcast(
-            self.cout,
+            self.shape,
             xbuf,
             &px,
             [d.cin, d.kh, d.kw],

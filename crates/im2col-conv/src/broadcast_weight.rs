@@ -64,7 +64,7 @@ impl BroadcastGrad {
     pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
         let (channels, tile_taps) = p
             .kernel
-            .broadcast_tile(s.cout)
+            .broadcast_grad_tile(s.cout)
             .expect("broadcast path needs a SIMD level");
         debug_assert!(tile_taps <= TAPS_MAX);
         let padded = Padded::new(s);

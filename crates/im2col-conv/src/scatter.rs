@@ -11,7 +11,7 @@
 
 use crate::Conv2dShape;
 use crate::broadcast::{PIXELS_MAX, TILE_MAX};
-use crate::kernels::{Kernel, TilePixels};
+use crate::kernels::{BroadcastTile, Kernel, TilePixels};
 use crate::plan::{Par, Plan, for_chunk_pairs};
 
 /// Fewest input channels: below one vector the lanes run mostly empty.
@@ -38,7 +38,9 @@ pub(crate) struct Scatter {
     out_w: usize,
     stride: [usize; 2],
     dilation: [usize; 2],
-    /// Input channels and pixels of one kernel tile, and blocks of `channels` input channels.
+    /// The kernel's tile: input channels and pixels of one call; blocks of `channels` input
+    /// channels.
+    shape: BroadcastTile,
     channels: usize,
     tile: usize,
     blocks: usize,
@@ -73,10 +75,17 @@ impl Scatter {
     /// are the same whatever the block width, so the results are too.
     pub(crate) fn new(s: &Conv2dShape, p: &Plan, split: bool) -> Self {
         let lanes = p.kernel.nr() / 2;
-        let (channels, tile) = p
+        // Of the level's tiles for these channels, the one that covers the output-gradient
+        // pixels with the fewest unused ones.
+        let pixels = s.out_h() * s.out_w();
+        let shape = p
             .kernel
-            .broadcast_tile(if split { lanes } else { s.cin })
+            .broadcast_tiles(if split { lanes } else { s.cin })
+            .into_iter()
+            .flatten()
+            .min_by_key(|t| pixels.div_ceil(t.pixels) * t.pixels)
             .expect("scatter path needs a SIMD level");
+        let (channels, tile) = (shape.channels, shape.pixels);
         debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
         let [ph, pw] = s.params.padding;
         Self {
@@ -93,6 +102,7 @@ impl Scatter {
             out_w: s.out_w(),
             stride: s.params.stride,
             dilation: s.params.dilation,
+            shape,
             channels,
             tile,
             blocks: s.cin.div_ceil(channels),
@@ -207,7 +217,7 @@ impl Scatter {
                     add: true,
                 };
                 kern.broadcast(
-                    ch,
+                    self.shape,
                     dy,
                     &px,
                     [self.cout, 1, 1],

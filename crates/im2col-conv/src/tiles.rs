@@ -94,6 +94,12 @@ impl PixelTiles {
         }
     }
 
+    /// Kernel taps run per input channel over all the tiles, unused pixels included: what the
+    /// plan costs.
+    pub(crate) fn cost(&self) -> usize {
+        self.taps_run()
+    }
+
     /// Whether tile `j` covers pixels `j * tile ..` in order (the plain plan): written to
     /// consecutive rows, its tiles lie in the image's pixel order.
     pub(crate) fn in_pixel_order(&self) -> bool {

@@ -287,6 +287,24 @@ fn weight_gradient_over_groups_of_images_matches_reference() {
 }
 
 #[test]
+fn thirteen_pixel_tiles_match_reference() {
+    // Two AVX-512 vectors of channels, where 13-pixel tiles cover the pixels in fewer
+    // multiply-adds than 12-pixel ones: a 13x13 forward pass (13 tiles against 15), and a
+    // scatter onto 8x8 output gradients (5 tiles against 6).
+    let d = Conv2dParams::default();
+    for s in [
+        shape([2, 16, 15, 15], [32, 16, 3, 3], d),
+        shape(
+            [2, 32, 16, 16],
+            [48, 32, 3, 3],
+            d.with_padding(1).with_stride(2),
+        ),
+    ] {
+        matches_reference(&s, true, 29).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
 fn results_are_bit_identical_for_any_thread_count() {
     for isa in levels() {
         for s in determinism_shapes() {

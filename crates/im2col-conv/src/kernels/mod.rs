@@ -46,6 +46,15 @@ pub(crate) struct TilePixels<'a> {
     pub(crate) add: bool,
 }
 
+/// One of a level's broadcast-kernel tiles (see [`Kernel::broadcast_tiles`]): output channels
+/// per call and output pixels, and which instantiation computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BroadcastTile {
+    which: usize,
+    pub(crate) channels: usize,
+    pub(crate) pixels: usize,
+}
+
 /// A micro-kernel of a level this CPU can run: holding one is the proof the dispatcher relies
 /// on to call the `#[target_feature]` code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,22 +455,51 @@ impl Kernel {
         }
     }
 
-    /// The broadcast kernel's tile for a layer of `cout` output channels: `(channels,
-    /// pixels)`, the output channels of one call (a multiple of the vector width, the
-    /// narrowest that holds `cout`, at most four vectors at AVX-512 and two at AVX2) and its
-    /// output pixels. `None` at the scalar level.
-    pub(crate) fn broadcast_tile(self, cout: usize) -> Option<(usize, usize)> {
-        self.broadcast_plan(cout).map(|(_, tile)| tile)
+    /// The broadcast kernel's tile for a layer of `cout` output channels: its output
+    /// channels per call (a multiple of the vector width, the narrowest that holds `cout`, at
+    /// most four vectors at AVX-512 and two at AVX2) and its first choice of output pixels.
+    /// `None` at the scalar level.
+    pub(crate) fn broadcast_tile(self, cout: usize) -> Option<BroadcastTile> {
+        self.broadcast_tiles(cout).into_iter().flatten().next()
     }
 
-    /// [`Kernel::broadcast_tile`] with its index in the level's tile table, which selects the
-    /// kernel's instantiation.
-    fn broadcast_plan(self, cout: usize) -> Option<(usize, (usize, usize))> {
-        let (lanes, tiles) = match self.isa {
+    /// The broadcast kernel's tiles for `cout` output channels: [`Kernel::broadcast_tile`],
+    /// then, where the level has one, a tile of the same channels and other pixels.
+    pub(crate) fn broadcast_tiles(self, cout: usize) -> [Option<BroadcastTile>; 2] {
+        let Some((which, tiles)) = self.broadcast_plan(cout, false) else {
+            return [None, None];
+        };
+        let lanes = self.nr() / 2;
+        let tile = |which: usize| BroadcastTile {
+            which,
+            channels: tiles[which].0 * lanes,
+            pixels: tiles[which].1,
+        };
+        let other = tiles.len() - 1;
+        let alternative =
+            (tiles[other].0 == tiles[which].0 && tiles[other] != tiles[which]).then(|| tile(other));
+        [Some(tile(which)), alternative]
+    }
+
+    /// The weight-gradient broadcast kernel's tile for `cout` output channels: `(channels,
+    /// taps)`, as [`Kernel::broadcast_tile`].
+    pub(crate) fn broadcast_grad_tile(self, cout: usize) -> Option<(usize, usize)> {
+        let (which, tiles) = self.broadcast_plan(cout, true)?;
+        Some((tiles[which].0 * self.nr() / 2, tiles[which].1))
+    }
+
+    /// The index of `cout`'s tile in the level's table of broadcast tiles (or, with `grad`,
+    /// of weight-gradient tiles), which selects the kernel's instantiation, and the table.
+    fn broadcast_plan(self, cout: usize, grad: bool) -> Option<(usize, &'static [(usize, usize)])> {
+        let (lanes, tiles): (usize, &'static [(usize, usize)]) = match (self.isa, grad) {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => (8, x86_64::AVX2_TILES),
+            (Isa::Avx2Fma, false) => (8, &x86_64::AVX2_TILES),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => (16, x86_64::AVX512_TILES),
+            (Isa::Avx2Fma, true) => (8, &x86_64::AVX2_GRAD_TILES),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, false) => (16, &x86_64::AVX512_TILES),
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx512, true) => (16, &x86_64::AVX512_GRAD_TILES),
             _ => return None,
         };
         let which = match cout.div_ceil(lanes) {
@@ -469,13 +507,12 @@ impl Kernel {
             2 => 1,
             _ => 2,
         };
-        let (vectors, pixels) = tiles[which];
-        Some((which, (vectors * lanes, pixels)))
+        Some((which, tiles))
     }
 
     /// One tile of the broadcast convolution kernel: `tile[dst[p] * C + c] (+)= bias[c] + sum
     /// over taps t = (ci * kh + ki) * kw + kj of w[t * C + c] * x[offs[p] + ci * xs + ki * dh *
-    /// xw + kj * dw]`, for the `(C, P)` = [`Kernel::broadcast_tile`] of `cout`, `p < P`,
+    /// xw + kj * dw]`, for the `(C, P)` of `tile_shape` (one of [`Kernel::broadcast_tiles`]), `p < P`,
     /// `c < C`, over the kernel rows `ki` and columns `kj` of `px.window` (the caller skips
     /// those whose every term reads padding). `x` is a zero-padded image (plane `xs`, row
     /// `xw`), `px` where each output pixel's window starts, where its row of the pixel-major
@@ -487,7 +524,7 @@ impl Kernel {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn broadcast(
         self,
-        cout: usize,
+        tile_shape: BroadcastTile,
         x: &[f32],
         px: &TilePixels<'_>,
         [cin, kh, kw]: [usize; 3],
@@ -497,9 +534,18 @@ impl Kernel {
         bias: Option<&[f32]>,
         tile: &mut [f32],
     ) {
-        let (which, (c_len, pixels)) = self
-            .broadcast_plan(cout)
+        let BroadcastTile {
+            which,
+            channels: c_len,
+            pixels,
+        } = tile_shape;
+        let (_, tiles) = self
+            .broadcast_plan(c_len, false)
             .expect("broadcast: the scalar level has no broadcast kernel");
+        assert!(
+            tiles.get(which) == Some(&(c_len / (self.nr() / 2), pixels)),
+            "broadcast: {tile_shape:?} is not a tile of this level"
+        );
         let taps = cin * kh * kw;
         let [[k0, k1], [j0, j1]] = px.window;
         let reach = px.offs.iter().take(pixels).max().copied().unwrap_or(0)
@@ -565,7 +611,7 @@ impl Kernel {
                     px.dst.as_ptr(),
                 )
             },
-            _ => unreachable!("broadcast_tile returned Some"),
+            _ => unreachable!("the level has broadcast tiles"),
         }
     }
 
@@ -573,7 +619,7 @@ impl Kernel {
     /// `tile[i * C + c] += sum over images g, then output pixels (oh, ow), in order, of
     /// dyt[((g * out_h + oh) * out_w + ow) * dyt_stride + c] *
     /// x[g * xi + oh * sh * xw + ow * sw + taps[i]]`, for the `(C, T)` =
-    /// [`Kernel::broadcast_tile`] of `cout`, `i < T`, `c < C`.
+    /// [`Kernel::broadcast_grad_tile`] of `cout`, `i < T`, `c < C`.
     /// `x` holds the zero-padded images (row `xw`, `xi` floats apart), `taps` each tap's
     /// offset in one, `dyt` the output gradients transposed to pixel-major, image after
     /// image. The sums stay in registers, one lane per output channel, across the images.
@@ -594,9 +640,10 @@ impl Kernel {
         dyt_stride: usize,
         tile: &mut [f32],
     ) {
-        let (which, (c_len, t_len)) = self
-            .broadcast_plan(cout)
+        let (which, tiles) = self
+            .broadcast_plan(cout, true)
             .expect("broadcast_weight_grad: the scalar level has no broadcast kernel");
+        let (c_len, t_len) = (tiles[which].0 * self.nr() / 2, tiles[which].1);
         let pixels = images * out_h * out_w;
         let reach = (images.max(1) - 1) * xi
             + (out_h.max(1) - 1) * sh * xw
@@ -648,7 +695,7 @@ impl Kernel {
                     tile.as_mut_ptr(),
                 )
             },
-            _ => unreachable!("broadcast_tile returned Some"),
+            _ => unreachable!("the level has broadcast tiles"),
         }
     }
 

@@ -14,8 +14,8 @@ mod broadcast;
 mod direct;
 
 pub(crate) use broadcast::{
-    AVX2_TILES, AVX512_TILES, BcastGeom, bcast_avx2, bcast_avx512, wgrad_bcast_avx2,
-    wgrad_bcast_avx512,
+    AVX2_GRAD_TILES, AVX2_TILES, AVX512_GRAD_TILES, AVX512_TILES, BcastGeom, bcast_avx2,
+    bcast_avx512, wgrad_bcast_avx2, wgrad_bcast_avx512,
 };
 pub(crate) use direct::{
     AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, WgradGeom, direct_avx2,

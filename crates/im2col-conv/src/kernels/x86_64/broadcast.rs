@@ -7,12 +7,24 @@ use super::{Vector, Ymm, Zmm};
 
 /// Tiles of the AVX2 kernel, by weight vectors per tap (output channels / 8): pixels. At most
 /// two vectors: with four, the 12 accumulators, 4 weight vectors and the broadcast need 17 of
-/// the 16 `ymm` registers, and the spills halve the speed.
-pub(crate) const AVX2_TILES: [(usize, usize); 3] = [(1, 12), (2, 6), (2, 6)];
+/// the 16 `ymm` registers, and the spills halve the speed. The last entry is the alternative
+/// to the one of the same width that callers may choose (here the same).
+pub(crate) const AVX2_TILES: [(usize, usize); 4] = [(1, 12), (2, 6), (2, 6), (2, 6)];
 /// Tiles of the AVX-512 kernel, by weight vectors per tap (output channels / 16): pixels (25
 /// with one vector: `lenet.c2`'s 10x10 outputs and 150 taps split into whole tiles, where 24
-/// wasted 11-17%).
-pub(crate) const AVX512_TILES: [(usize, usize); 3] = [(1, 25), (2, 12), (4, 6)];
+/// wasted 11-17%). Two vectors take 12 pixels or, the last entry, 13 (29 of the 32 `zmm`
+/// registers), whichever covers the layer's pixels in fewer multiply-adds: 13 for
+/// `mnist.c2`'s backward-data (+3%) and `resnet20`'s 8x8 scatter (+12%), 12 for its 16x16
+/// backward-data (13 was 2-5% slower).
+pub(crate) const AVX512_TILES: [(usize, usize); 4] = [(1, 25), (2, 12), (4, 6), (2, 13)];
+/// The weight-gradient kernel's tiles (output channels: taps), the first three of
+/// [`AVX2_TILES`] and [`AVX512_TILES`]: with two AVX-512 vectors, 12 taps split a 3x3
+/// kernel's taps per channel into whole tiles (13 was 7% slower on `resnet20`'s 32-channel
+/// layers).
+pub(crate) const AVX2_GRAD_TILES: [(usize, usize); 3] =
+    [AVX2_TILES[0], AVX2_TILES[1], AVX2_TILES[2]];
+pub(crate) const AVX512_GRAD_TILES: [(usize, usize); 3] =
+    [AVX512_TILES[0], AVX512_TILES[1], AVX512_TILES[2]];
 
 /// Geometry of the zero-padded input the kernel reads.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +153,7 @@ macro_rules! bcast_entry {
         ///
         /// # Safety
         /// The CPU has the level's features; the pointers satisfy [`bcast_body`]'s contract
-        /// for that tile; `which < 3`.
+        /// for that tile; `which < 4`.
         #[target_feature(enable = $feature)]
         #[allow(clippy::too_many_arguments)]
         pub(crate) unsafe fn $name(
@@ -157,12 +169,14 @@ macro_rules! bcast_entry {
             const T0: (usize, usize) = $tiles[0];
             const T1: (usize, usize) = $tiles[1];
             const T2: (usize, usize) = $tiles[2];
+            const T3: (usize, usize) = $tiles[3];
             // SAFETY: forwarded from this function's contract.
             unsafe {
                 match which {
                     0 => bcast_body::<$vector, { T0.0 }, { T0.1 }>(x, offs, g, w, bias, tile, dst),
                     1 => bcast_body::<$vector, { T1.0 }, { T1.1 }>(x, offs, g, w, bias, tile, dst),
-                    _ => bcast_body::<$vector, { T2.0 }, { T2.1 }>(x, offs, g, w, bias, tile, dst),
+                    2 => bcast_body::<$vector, { T2.0 }, { T2.1 }>(x, offs, g, w, bias, tile, dst),
+                    _ => bcast_body::<$vector, { T3.0 }, { T3.1 }>(x, offs, g, w, bias, tile, dst),
                 }
             }
         }
@@ -230,7 +244,7 @@ unsafe fn wgrad_bcast_body<V: Vector, const COV: usize, const T: usize>(
     }
 }
 
-/// Dispatches a `(COV, T)` tile of [`AVX2_TILES`] or [`AVX512_TILES`] to its instantiation.
+/// Dispatches a `(COV, T)` tile of [`AVX2_GRAD_TILES`] or [`AVX512_GRAD_TILES`] to its instantiation.
 macro_rules! wgrad_bcast_entry {
     ($name:ident, $feature:literal, $vector:ty, $tiles:ident) => {
         /// The broadcast weight-gradient kernel at this level, for tile `$tiles[which]`.
@@ -273,5 +287,5 @@ macro_rules! wgrad_bcast_entry {
     };
 }
 
-wgrad_bcast_entry!(wgrad_bcast_avx2, "avx2,fma", Ymm, AVX2_TILES);
-wgrad_bcast_entry!(wgrad_bcast_avx512, "avx512f", Zmm, AVX512_TILES);
+wgrad_bcast_entry!(wgrad_bcast_avx2, "avx2,fma", Ymm, AVX2_GRAD_TILES);
+wgrad_bcast_entry!(wgrad_bcast_avx512, "avx512f", Zmm, AVX512_GRAD_TILES);
