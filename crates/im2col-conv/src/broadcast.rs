@@ -32,12 +32,10 @@ const TRANSPOSE_ROWS: usize = 8;
 pub(crate) struct Broadcast {
     padded: Padded,
     cout: usize,
-    /// Output channels per kernel call, and output pixels.
-    channels: usize,
-    tile: usize,
     taps: usize,
     dilation: [usize; 2],
-    /// The kernel's tile, and how the image's pixels form tiles of its size.
+    /// The kernel's tile (output channels per call, and output pixels), and how the image's
+    /// pixels form tiles of its size.
     shape: BroadcastTile,
     tiles: PixelTiles,
     /// Staging areas per task: one, or one per group of channel blocks when a single image's
@@ -68,20 +66,22 @@ impl Broadcast {
         let padded = Padded::new(s);
         let [stride, dilation] = [s.params.stride, s.params.dilation];
         // Of the level's tiles for these channels, the one whose plan runs the fewest taps.
-        let (shape, tiles) = p
+        let (shape, tiles, _) = p
             .kernel
             .broadcast_tiles(s.cout)
             .into_iter()
             .flatten()
-            .map(|t| (t, PixelTiles::new(padded, stride, dilation, t.pixels)))
-            .min_by_key(|(_, tiles)| tiles.cost())
+            .map(|t| {
+                let (tiles, cost) = PixelTiles::cheapest(padded, stride, dilation, t.pixels);
+                (t, tiles, cost)
+            })
+            .min_by_key(|&(_, _, cost)| cost)
             .expect("broadcast path needs a SIMD level");
-        let (channels, tile) = (shape.channels, shape.pixels);
-        debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
+        debug_assert!(shape.channels * shape.pixels <= TILE_MAX && shape.pixels <= PIXELS_MAX);
         let threads = rayon::current_num_threads();
         let split = !enough_tasks(s.n, threads);
         let slots = if split {
-            threads.min(s.cout.div_ceil(channels))
+            threads.min(s.cout.div_ceil(shape.channels))
         } else {
             1
         };
@@ -92,8 +92,6 @@ impl Broadcast {
             split,
             padded,
             cout: s.cout,
-            channels,
-            tile,
             taps: p.k_all,
             dilation: s.params.dilation,
         }
@@ -120,18 +118,18 @@ impl Broadcast {
 
     /// Floats of one staging area: every pixel tile of one channel block.
     fn staging_len(&self) -> usize {
-        self.tiles.count() * self.tile * self.channels
+        self.tiles.count() * self.shape.pixels * self.shape.channels
     }
 
     /// Floats of the packed weights.
     pub(crate) fn packed_len(&self) -> usize {
-        self.cout.div_ceil(self.channels) * self.taps * self.channels
+        self.cout.div_ceil(self.shape.channels) * self.taps * self.shape.channels
     }
 
     /// Packs the OIHW `weight` tap-major per block of output channels: block `b`, tap `t`,
     /// channel `c` at `(b * taps + t) * channels + c`, zero past the layer's channels.
     pub(crate) fn pack(&self, weight: &[f32], dst: &mut [f32]) {
-        let (ch, taps) = (self.channels, self.taps);
+        let (ch, taps) = (self.shape.channels, self.taps);
         for (b, block) in dst.chunks_exact_mut(taps * ch).enumerate() {
             for (t, row) in block.chunks_exact_mut(ch).enumerate() {
                 for (c, v) in row.iter_mut().enumerate() {
@@ -173,7 +171,7 @@ impl Broadcast {
             d.pad(x, xbuf, par);
             xbuf
         };
-        let (ch, tile) = (self.channels, self.tile);
+        let (ch, tile) = (self.shape.channels, self.shape.pixels);
         let pixels = d.out_h * d.out_w;
         let blocks = self.cout.div_ceil(ch);
         let block_len = ch * pixels;
@@ -250,7 +248,7 @@ impl Broadcast {
         y_blocks: &mut [f32],
         staging: &mut [f32],
     ) {
-        let ch = self.channels;
+        let ch = self.shape.channels;
         let pixels = self.padded.out_h * self.padded.out_w;
         for (i, y_rows) in y_blocks.chunks_mut(ch * pixels).enumerate() {
             for j in 0..self.tiles.count() {
@@ -280,7 +278,7 @@ impl Broadcast {
         out: &mut [f32],
     ) {
         let d = &self.padded;
-        let ch = self.channels;
+        let ch = self.shape.channels;
         let w = &packed[b * self.taps * ch..(b + 1) * self.taps * ch];
         let real = ch.min(self.cout - b * ch);
         let mut bias_block = [0.0f32; CHANNELS_MAX];
@@ -290,8 +288,8 @@ impl Broadcast {
         let (mut offs, mut dst) = ([0usize; PIXELS_MAX], [0usize; PIXELS_MAX]);
         let window = self.tiles.tile(j, &mut offs, &mut dst);
         let px = TilePixels {
-            offs: &offs[..self.tile],
-            dst: rows.unwrap_or(&dst)[..self.tile].as_ref(),
+            offs: &offs[..self.shape.pixels],
+            dst: rows.unwrap_or(&dst)[..self.shape.pixels].as_ref(),
             window,
             add: false,
         };

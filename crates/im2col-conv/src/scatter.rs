@@ -38,11 +38,8 @@ pub(crate) struct Scatter {
     out_w: usize,
     stride: [usize; 2],
     dilation: [usize; 2],
-    /// The kernel's tile: input channels and pixels of one call; blocks of `channels` input
-    /// channels.
+    /// The kernel's tile: input channels and pixels of one call; blocks of its channels.
     shape: BroadcastTile,
-    channels: usize,
-    tile: usize,
     blocks: usize,
 }
 
@@ -85,8 +82,7 @@ impl Scatter {
             .flatten()
             .min_by_key(|t| pixels.div_ceil(t.pixels) * t.pixels)
             .expect("scatter path needs a SIMD level");
-        let (channels, tile) = (shape.channels, shape.pixels);
-        debug_assert!(channels * tile <= TILE_MAX && tile <= PIXELS_MAX);
+        debug_assert!(shape.channels * shape.pixels <= TILE_MAX && shape.pixels <= PIXELS_MAX);
         let [ph, pw] = s.params.padding;
         Self {
             cin: s.cin,
@@ -103,23 +99,21 @@ impl Scatter {
             stride: s.params.stride,
             dilation: s.params.dilation,
             shape,
-            channels,
-            tile,
-            blocks: s.cin.div_ceil(channels),
+            blocks: s.cin.div_ceil(shape.channels),
         }
     }
 
     /// Floats of the packed weights: per block of input channels and tap, `cout` rows of
     /// `channels`.
     pub(crate) fn packed_len(&self) -> usize {
-        self.blocks * self.kh * self.kw * self.cout * self.channels
+        self.blocks * self.kh * self.kw * self.cout * self.shape.channels
     }
 
     /// Packs the OIHW `weight` for the kernel: block `b`, tap `t`, output channel `co`, input
     /// channel `c` of the block at `((b * taps + t) * cout + co) * channels + c`, zero past
     /// the layer's input channels.
     pub(crate) fn pack(&self, weight: &[f32], dst: &mut [f32]) {
-        let (ch, taps) = (self.channels, self.kh * self.kw);
+        let (ch, taps) = (self.shape.channels, self.kh * self.kw);
         for (bt, rows) in dst.chunks_exact_mut(self.cout * ch).enumerate() {
             let (b, t) = (bt / taps, bt % taps);
             for (co, row) in rows.chunks_exact_mut(ch).enumerate() {
@@ -138,7 +132,7 @@ impl Scatter {
     /// Floats of one block's accumulator: the padded input gradient, pixel-major, then one
     /// row where a tile's pixels past the image add their (repeated) products.
     fn acc_len(&self) -> usize {
-        (self.hp * self.wp + 1) * self.channels
+        (self.hp * self.wp + 1) * self.shape.channels
     }
 
     /// Floats of one task's scratch: an accumulator per block of input channels.
@@ -161,7 +155,7 @@ impl Scatter {
         par: Par,
     ) {
         let plane = self.h * self.w;
-        let block_floats = self.channels * plane;
+        let block_floats = self.shape.channels * plane;
         let acc_len = self.acc_len();
         let bufs = &mut buf[..self.buf_len()];
         for_chunk_pairs(dx, block_floats, bufs, acc_len, par, |b, dx_block, acc| {
@@ -180,7 +174,7 @@ impl Scatter {
         dx_block: &mut [f32],
         acc: &mut [f32],
     ) {
-        let (ch, tile) = (self.channels, self.tile);
+        let (ch, tile) = (self.shape.channels, self.shape.pixels);
         let taps = self.kh * self.kw;
         let pixels = self.out_h * self.out_w;
         let [sh, sw] = self.stride;

@@ -23,9 +23,10 @@ pub(crate) struct PixelTiles {
     dilation: [usize; 2],
     /// Pixels per tile.
     tile: usize,
-    /// The output rows and columns whose windows read no padding, when the tiles follow the
-    /// border; `None` for runs of consecutive pixels.
-    interior: Option<Interior>,
+    /// The output rows and columns whose windows read no padding, and the tile counts that
+    /// follow from them, when the tiles follow the border; `None` for runs of consecutive
+    /// pixels.
+    interior: Option<(Interior, Layout)>,
 }
 
 /// The output rows `rows[0]..rows[1]` and columns `cols[0]..cols[1]` that read every kernel
@@ -69,13 +70,14 @@ impl Rect {
 
 impl PixelTiles {
     /// The cheaper plan for `padded`'s output at this stride and dilation, `tile` pixels per
-    /// tile: the one with fewer multiply-adds in all (the plain plan on a tie).
-    pub(crate) fn new(
+    /// tile: the one with fewer multiply-adds in all (the plain plan on a tie), and its cost
+    /// ([`PixelTiles::taps_run`]).
+    pub(crate) fn cheapest(
         padded: Padded,
         stride: [usize; 2],
         dilation: [usize; 2],
         tile: usize,
-    ) -> Self {
+    ) -> (Self, usize) {
         let plain = Self {
             padded,
             stride,
@@ -83,21 +85,13 @@ impl PixelTiles {
             tile,
             interior: None,
         };
-        let border = Self {
-            interior: Some(plain.interior()),
-            ..plain
-        };
-        if border.taps_run() < plain.taps_run() {
-            border
+        let border = plain.border_plan();
+        let (plain_cost, border_cost) = (plain.taps_run(), border.taps_run());
+        if border_cost < plain_cost {
+            (border, border_cost)
         } else {
-            plain
+            (plain, plain_cost)
         }
-    }
-
-    /// Kernel taps run per input channel over all the tiles, unused pixels included: what the
-    /// plan costs.
-    pub(crate) fn cost(&self) -> usize {
-        self.taps_run()
     }
 
     /// Whether tile `j` covers pixels `j * tile ..` in order (the plain plan): written to
@@ -110,10 +104,7 @@ impl PixelTiles {
     pub(crate) fn count(&self) -> usize {
         match self.interior {
             None => self.pixels().div_ceil(self.tile),
-            Some(i) => {
-                let l = self.layout(i);
-                l.inner + l.rows * l.row_tiles + l.cols * l.col_tiles
-            }
+            Some((_, l)) => l.inner + l.rows * l.row_tiles + l.cols * l.col_tiles,
         }
     }
 
@@ -134,8 +125,8 @@ impl PixelTiles {
                 };
                 (rect, first)
             }
-            Some(i) => {
-                let (rect, t) = self.locate(i, j);
+            Some((i, l)) => {
+                let (rect, t) = self.locate(i, l, j);
                 (rect, t * self.tile)
             }
         };
@@ -156,8 +147,7 @@ impl PixelTiles {
     /// other (`tile` rows each): the row of pixel `(oh, ow)` there, for a plan not
     /// [`in_pixel_order`](Self::in_pixel_order).
     pub(crate) fn tile_row(&self, oh: usize, ow: usize) -> usize {
-        let i = self.interior.expect("tile_row: tiles in pixel order");
-        let l = self.layout(i);
+        let (i, l) = self.interior.expect("tile_row: tiles in pixel order");
         let ([r0, r1], [c0, c1]) = (i.rows, i.cols);
         let p = self.tile;
         if !(r0..r1).contains(&oh) {
@@ -183,6 +173,15 @@ impl PixelTiles {
     fn cols_read(&self, cols: [usize; 2]) -> [usize; 2] {
         self.padded
             .kernel_cols(cols, self.stride[1], self.dilation[1])
+    }
+
+    /// This geometry's border plan.
+    fn border_plan(&self) -> Self {
+        let interior = self.interior();
+        Self {
+            interior: Some((interior, self.layout(interior))),
+            ..*self
+        }
     }
 
     /// The rows and columns whose windows read every kernel row and column.
@@ -216,9 +215,8 @@ impl PixelTiles {
 
     /// The rectangle of the border plan that tile `j` lies in, and `j`'s index among its
     /// tiles.
-    fn locate(&self, i: Interior, j: usize) -> (Rect, usize) {
+    fn locate(&self, i: Interior, l: Layout, j: usize) -> (Rect, usize) {
         let d = &self.padded;
-        let l = self.layout(i);
         let ([r0, r1], [c0, c1]) = (i.rows, i.cols);
         if j < l.inner {
             let window = [self.rows_read([r0, r1 - 1]), self.cols_read([c0, c1 - 1])];
@@ -253,7 +251,8 @@ impl PixelTiles {
         (rect, j % l.col_tiles)
     }
 
-    /// Kernel taps run per channel over all the tiles: the plan's cost.
+    /// Kernel taps run per input channel over all the tiles, unused pixels included: the
+    /// plan's cost.
     fn taps_run(&self) -> usize {
         let (mut offs, mut dst) = ([0; PIXELS_MAX], [0; PIXELS_MAX]);
         (0..self.count())
@@ -281,10 +280,7 @@ mod tests {
             tile,
             interior: None,
         };
-        let border = PixelTiles {
-            interior: Some(plain.interior()),
-            ..plain
-        };
+        let border = plain.border_plan();
         [plain, border]
     }
 
@@ -352,12 +348,16 @@ mod tests {
         let rotated = shape([1, 64, 24, 24], [3, 3], d.with_padding(2));
         let [plain, border] = plans(&rotated, 12);
         assert_eq!((plain.taps_run(), border.taps_run()), (5688, 5508));
-        let chosen = PixelTiles::new(plain.padded, [1, 1], [1, 1], 12);
+        let (chosen, _) = PixelTiles::cheapest(plain.padded, [1, 1], [1, 1], 12);
         assert!(!chosen.in_pixel_order());
         // Unpadded: one rectangle, the same tiles; the plain plan stays.
         let unpadded = shape([1, 32, 26, 26], [3, 3], d);
         let [plain, border] = plans(&unpadded, 12);
         assert_eq!(plain.taps_run(), border.taps_run());
-        assert!(PixelTiles::new(plain.padded, [1, 1], [1, 1], 12).in_pixel_order());
+        assert!(
+            PixelTiles::cheapest(plain.padded, [1, 1], [1, 1], 12)
+                .0
+                .in_pixel_order()
+        );
     }
 }

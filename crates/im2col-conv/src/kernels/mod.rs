@@ -46,6 +46,9 @@ pub(crate) struct TilePixels<'a> {
     pub(crate) add: bool,
 }
 
+/// An entry of a level's broadcast tile table: weight vectors per tap, and pixels (or taps).
+type TileEntry = (usize, usize);
+
 /// One of a level's broadcast-kernel tiles (see [`Kernel::broadcast_tiles`]): output channels
 /// per call and output pixels, and which instantiation computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,10 +469,9 @@ impl Kernel {
     /// The broadcast kernel's tiles for `cout` output channels: [`Kernel::broadcast_tile`],
     /// then, where the level has one, a tile of the same channels and other pixels.
     pub(crate) fn broadcast_tiles(self, cout: usize) -> [Option<BroadcastTile>; 2] {
-        let Some((which, tiles)) = self.broadcast_plan(cout, false) else {
+        let Some((which, lanes, tiles)) = self.broadcast_plan(cout, false) else {
             return [None, None];
         };
-        let lanes = self.nr() / 2;
         let tile = |which: usize| BroadcastTile {
             which,
             channels: tiles[which].0 * lanes,
@@ -484,14 +486,19 @@ impl Kernel {
     /// The weight-gradient broadcast kernel's tile for `cout` output channels: `(channels,
     /// taps)`, as [`Kernel::broadcast_tile`].
     pub(crate) fn broadcast_grad_tile(self, cout: usize) -> Option<(usize, usize)> {
-        let (which, tiles) = self.broadcast_plan(cout, true)?;
-        Some((tiles[which].0 * self.nr() / 2, tiles[which].1))
+        let (which, lanes, tiles) = self.broadcast_plan(cout, true)?;
+        Some((tiles[which].0 * lanes, tiles[which].1))
     }
 
     /// The index of `cout`'s tile in the level's table of broadcast tiles (or, with `grad`,
-    /// of weight-gradient tiles), which selects the kernel's instantiation, and the table.
-    fn broadcast_plan(self, cout: usize, grad: bool) -> Option<(usize, &'static [(usize, usize)])> {
-        let (lanes, tiles): (usize, &'static [(usize, usize)]) = match (self.isa, grad) {
+    /// of weight-gradient tiles), which selects the kernel's instantiation, the level's lanes
+    /// per vector and the table (in vectors: pixels or taps).
+    fn broadcast_plan(
+        self,
+        cout: usize,
+        grad: bool,
+    ) -> Option<(usize, usize, &'static [TileEntry])> {
+        let (lanes, tiles): (usize, &'static [TileEntry]) = match (self.isa, grad) {
             #[cfg(target_arch = "x86_64")]
             (Isa::Avx2Fma, false) => (8, &x86_64::AVX2_TILES),
             #[cfg(target_arch = "x86_64")]
@@ -507,7 +514,7 @@ impl Kernel {
             2 => 1,
             _ => 2,
         };
-        Some((which, tiles))
+        Some((which, lanes, tiles))
     }
 
     /// One tile of the broadcast convolution kernel: `tile[dst[p] * C + c] (+)= bias[c] + sum
@@ -539,11 +546,11 @@ impl Kernel {
             channels: c_len,
             pixels,
         } = tile_shape;
-        let (_, tiles) = self
+        let (_, lanes, tiles) = self
             .broadcast_plan(c_len, false)
             .expect("broadcast: the scalar level has no broadcast kernel");
         assert!(
-            tiles.get(which) == Some(&(c_len / (self.nr() / 2), pixels)),
+            tiles.get(which) == Some(&(c_len / lanes, pixels)),
             "broadcast: {tile_shape:?} is not a tile of this level"
         );
         let taps = cin * kh * kw;
@@ -640,10 +647,10 @@ impl Kernel {
         dyt_stride: usize,
         tile: &mut [f32],
     ) {
-        let (which, tiles) = self
+        let (which, lanes, tiles) = self
             .broadcast_plan(cout, true)
             .expect("broadcast_weight_grad: the scalar level has no broadcast kernel");
-        let (c_len, t_len) = (tiles[which].0 * self.nr() / 2, tiles[which].1);
+        let (c_len, t_len) = (tiles[which].0 * lanes, tiles[which].1);
         let pixels = images * out_h * out_w;
         let reach = (images.max(1) - 1) * xi
             + (out_h.max(1) - 1) * sh * xw
