@@ -110,6 +110,14 @@ impl Padded {
         kernel_span(self.pad[0], self.h, self.kh, rows, sh, dh)
     }
 
+    /// The padding above the input and its height: what [`Kernel::direct_rows`] needs to
+    /// find the kernel rows each output row reads real input with.
+    ///
+    /// [`Kernel::direct_rows`]: crate::kernels::Kernel::direct_rows
+    pub(crate) fn vertical(&self) -> [usize; 2] {
+        [self.pad[0], self.h]
+    }
+
     /// [`Padded::kernel_rows`] along the rows: the kernel columns that read any real input
     /// for output columns `first..=last`.
     pub(crate) fn kernel_cols(&self, cols: [usize; 2], sw: usize, dw: usize) -> [usize; 2] {
@@ -154,7 +162,7 @@ impl Padded {
 /// `d`. Output `o` reads input `o * s + i * d - pad` with tap `i`, so taps below `k0` stay
 /// before the input for every output, and taps from `k1` on after it. (Where `s > 1`, a tap
 /// in between may still read only padding; it runs, its terms zero.)
-fn kernel_span(
+pub(crate) fn kernel_span(
     pad: usize,
     size: usize,
     k: usize,

@@ -166,6 +166,13 @@ impl Forward<'_> {
     /// scratch for the baseline backend.
     fn image(&self, x: &[f32], y: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
+        // The direct and broadcast kernels start their sums from the bias themselves.
+        if let Some(d) = self.direct {
+            return self.image_direct(&d, x, y, col, par);
+        }
+        if let Some(b) = &self.broadcast {
+            return b.image(p.kernel, x, self.packed, self.bias, y, col, par);
+        }
         // The bias seeds the output and the product accumulates onto it: one pass, not two.
         let beta = match self.bias {
             Some(bias) => {
@@ -176,12 +183,6 @@ impl Forward<'_> {
             }
             None => Beta::Overwrite,
         };
-        if let Some(d) = self.direct {
-            return self.image_direct(&d, x, y, col, par);
-        }
-        if let Some(b) = &self.broadcast {
-            return b.image(p.kernel, x, self.packed, self.bias, y, col, par);
-        }
         if self.packed.is_empty() {
             return self.image_baseline(x, y, col, beta, par);
         }
@@ -214,8 +215,8 @@ impl Forward<'_> {
         });
     }
 
-    /// The direct path: pad the image into `buf`, then one kernel call per output row and
-    /// block of output channels (blocks split across threads in `Split` mode).
+    /// The direct path: pad the image into `buf`, then one kernel call per block of output
+    /// channels (blocks split across threads in `Split` mode).
     fn image_direct(&self, d: &Padded, x: &[f32], y: &mut [f32], buf: &mut [f32], par: Par) {
         let p = &self.plan;
         let kern = p.kernel;
@@ -232,26 +233,21 @@ impl Forward<'_> {
             let w = &self.weight[co0 * wk..(co0 + rows) * wk];
             let bias = self.bias.map(|b| &b[co0..co0 + rows]);
             // Rows at most one vector wide go two at a time, to fill the kernel's two vectors.
-            let pairs = d.out_w <= kern.nr() / 2;
-            let mut oh = 0;
-            while oh < d.out_h {
-                let pair = pairs && oh + 1 < d.out_h;
-                kern.direct_row(
-                    &buf[oh * d.xw..],
-                    d.xs,
-                    d.xw,
-                    [d.cin, d.kh, d.kw],
-                    d.kernel_rows([oh, oh + usize::from(pair)], 1, 1),
-                    w,
-                    bias,
-                    rows,
-                    &mut y_rows[oh * d.out_w..],
-                    p.pixels,
-                    d.out_w,
-                    pair,
-                );
-                oh += if pair { 2 } else { 1 };
-            }
+            kern.direct_rows(
+                buf,
+                d.xs,
+                d.xw,
+                [d.cin, d.kh, d.kw],
+                [0, d.out_h],
+                d.vertical(),
+                w,
+                bias,
+                rows,
+                y_rows,
+                p.pixels,
+                d.out_w,
+                d.out_w <= kern.nr() / 2,
+            );
         });
     }
 

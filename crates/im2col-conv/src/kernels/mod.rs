@@ -284,29 +284,30 @@ impl Kernel {
     /// does not store).
     pub(crate) const DIRECT_MARGIN: usize = 32;
 
-    /// Direct convolution (stride 1, dilation 1) of one output row for `rows` output channels,
-    /// vectorised over the output width: `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj}
-    /// w[co * cin*kh*kw + (ci * kh + ki) * kw + kj] * x[ci * xs + ki * xw + ow + kj]`, where
-    /// `x` is the zero-padded input (row stride `xw`, channel stride `xs`) from the output
-    /// row's first input row, and `ki` runs over `rows_k` only: the caller leaves out kernel
-    /// rows that read nothing but padding. The small-channel layers' forward path (their GEMM would be all
-    /// packing and no arithmetic), and that of layers whose rows fill the vectors exactly.
-    /// With `pair`, two rows at most one vector wide (`out_w <= nr() / 2`) at once: the
-    /// outputs of rows `oh` and `oh + 1`, back to back in `y`, where `x` must reach one row
-    /// further.
+    /// Direct convolution (stride 1, dilation 1) of output rows `oh0..oh1` for `rows` output
+    /// channels, vectorised over the output width: `y[co * ys + oh * out_w + ow] = bias[co] +
+    /// sum_{ci, ki, kj} w[co * cin*kh*kw + (ci * kh + ki) * kw + kj] * x[ci * xs + (oh + ki) *
+    /// xw + ow + kj]`, where `x` is the zero-padded input (row stride `xw`, channel stride
+    /// `xs`), and `ki` runs only over the kernel rows that read real input for the row: with
+    /// `vert = [pad, h]`, the padding above the input and its height, the others read nothing
+    /// but padding. The small-channel layers' forward path (their GEMM would be all packing
+    /// and no arithmetic), and that of layers whose rows fill the vectors exactly. With
+    /// `pair`, rows at most one vector wide (`out_w <= nr() / 2`) go two at a time, to fill
+    /// the kernel's two vectors (an odd last row alone).
     ///
     /// # Panics
     /// At the scalar level, if `rows` is not in `1..=direct_channels()`, or a slice is shorter
     /// than the geometry needs (`x` must extend [`Kernel::DIRECT_MARGIN`] floats past the
     /// last input its outputs read).
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn direct_row(
+    pub(crate) fn direct_rows(
         self,
         x: &[f32],
         xs: usize,
         xw: usize,
         [cin, kh, kw]: [usize; 3],
-        rows_k: [usize; 2],
+        [oh0, oh1]: [usize; 2],
+        vert: [usize; 2],
         w: &[f32],
         bias: Option<&[f32]>,
         rows: usize,
@@ -317,74 +318,79 @@ impl Kernel {
     ) {
         let cob = self
             .direct_channels()
-            .expect("direct_row: the scalar level has no direct kernel");
+            .expect("direct_rows: the scalar level has no direct kernel");
+        if oh0 >= oh1 {
+            return;
+        }
         let wk = cin * kh * kw;
-        let x_need = (cin.max(1) - 1) * xs + (kh.max(1) - 1) * xw + out_w + kw - 1 + 32;
-        // A pair of rows one vector wide: the outputs of both rows lie back to back, and the
-        // inputs reach one row further (within the same margin past its last read).
-        let (x_need, y_len) = if pair {
-            (x_need + xw, 2 * out_w)
-        } else {
-            (x_need, out_w)
-        };
+        // The last input row read is `oh1 - 1 + kh - 1`; a pair's second vector reads a whole
+        // vector from that row, inside the margin past its last needed input.
+        let x_need = (cin.max(1) - 1) * xs + (oh1 - 1 + kh.max(1) - 1) * xw + out_w + kw - 1 + 32;
+        let y_len = oh1 * out_w;
         assert!(
             (1..=cob).contains(&rows)
                 && wk > 0
                 && out_w > 0
                 && (!pair || out_w <= self.nr() / 2)
-                && rows_k[0] <= rows_k[1]
-                && rows_k[1] <= kh
                 && x.len() >= x_need
                 && w.len() >= rows * wk
                 && bias.is_none_or(|b| b.len() >= rows)
                 && y.len() >= (rows - 1) * ys + y_len
                 && (rows == 1 || ys >= y_len),
-            "direct_row: {rows} channels of {out_w} outputs do not fit the slices"
+            "direct_rows: {rows} channels of {oh1} rows of {out_w} outputs do not fit the slices"
         );
         let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
         let dims = [cin, kh, kw];
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Kernel::new` checked AVX2 and FMA; `direct_body` reads at most
-            // `2 * 8 - 1` floats past the last input the outputs need (with `pair`, in the row
-            // below, which the asserted extent includes), inside the asserted 32-float
-            // margin, and writes only the asserted rows of `y`, a unique borrow.
-            Isa::Avx2Fma => unsafe {
-                x86_64::direct_avx2(
-                    x.as_ptr(),
-                    xs,
-                    xw,
-                    dims,
-                    rows_k,
-                    w.as_ptr(),
-                    bp,
-                    rows,
-                    y.as_mut_ptr(),
-                    ys,
-                    out_w,
-                    pair,
-                )
-            },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above with AVX-512F: vectors of 16 over-read at most 31 floats, inside
-            // the asserted 32-float margin.
-            Isa::Avx512 => unsafe {
-                x86_64::direct_avx512(
-                    x.as_ptr(),
-                    xs,
-                    xw,
-                    dims,
-                    rows_k,
-                    w.as_ptr(),
-                    bp,
-                    rows,
-                    y.as_mut_ptr(),
-                    ys,
-                    out_w,
-                    pair,
-                )
-            },
-            _ => unreachable!("direct_channels returned Some"),
+        // Pairs first, then an odd last row alone.
+        let paired = if pair { oh0 + (oh1 - oh0) / 2 * 2 } else { oh0 };
+        let calls = [(true, [oh0, paired]), (false, [paired, oh1])];
+        for (pair, span) in calls.into_iter().filter(|(_, [a, b])| a < b) {
+            match self.isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Kernel::new` checked AVX2 and FMA; `direct_body` reads at most
+                // `2 * 8 - 1` floats past the last input the outputs need (with `pair`, in the
+                // row below, which the asserted extent includes), inside the asserted 32-float
+                // margin, and writes only the asserted rows of `y`, a unique borrow; a pair's
+                // span is even.
+                Isa::Avx2Fma => unsafe {
+                    x86_64::direct_avx2(
+                        x.as_ptr(),
+                        xs,
+                        xw,
+                        dims,
+                        span,
+                        vert,
+                        w.as_ptr(),
+                        bp,
+                        rows,
+                        y.as_mut_ptr(),
+                        ys,
+                        out_w,
+                        pair,
+                    )
+                },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above with AVX-512F: vectors of 16 over-read at most 31 floats,
+                // inside the asserted 32-float margin.
+                Isa::Avx512 => unsafe {
+                    x86_64::direct_avx512(
+                        x.as_ptr(),
+                        xs,
+                        xw,
+                        dims,
+                        span,
+                        vert,
+                        w.as_ptr(),
+                        bp,
+                        rows,
+                        y.as_mut_ptr(),
+                        ys,
+                        out_w,
+                        pair,
+                    )
+                },
+                _ => unreachable!("direct_channels returned Some"),
+            }
         }
     }
 

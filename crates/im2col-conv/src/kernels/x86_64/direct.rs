@@ -4,6 +4,7 @@
 #![allow(unsafe_code)]
 
 use super::{Vector, Ymm, Zmm};
+use crate::direct::kernel_span;
 
 /// Output channels per call of the direct kernel: AVX2 (6 x 2 `ymm` accumulators, 15 of the 16
 /// registers with the two input vectors and the broadcast: 8 accumulators left two FMA
@@ -13,22 +14,25 @@ pub(crate) const AVX2_DIRECT_CO: usize = 6;
 /// of at most 6 or 4 channels run on tiles of that size).
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
 
-/// Direct convolution of one output row (stride 1, dilation 1) for up to `COB` output
+/// Direct convolution of output rows `oh0..oh1` (stride 1, dilation 1) for up to `COB` output
 /// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
-/// most one vector wide: the second vector is the next output row, so `out_w <= LANES`):
-/// `y[co * ys + ow] = bias[co] + sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] *
-/// x[ci * xs + ki * xw + ow + kj]` for `co < rows`, `ow < out_w`, where `x` is the zero-padded
-/// input at the output row's first input row, and `ki` runs over `rows_k` only (the caller
-/// leaves out kernel rows that read only padding, whose terms are zero). Each sum runs over
-/// `ci`, `ki`, `kj` in order, started from the bias (or zero).
+/// most one vector wide taken two at a time: the second vector is the next output row, so
+/// `out_w <= LANES` and `oh1 - oh0` is even): `y[co * ys + oh * out_w + ow] = bias[co] +
+/// sum_{ci, ki, kj} w[co * wk + (ci * kh + ki) * kw + kj] * x[ci * xs + (oh + ki) * xw + ow +
+/// kj]` for `co < rows`, where `x` is the zero-padded plane, and `ki` runs only over the kernel
+/// rows that read real input for the row (or pair): with `[pad, h]` the padding above and the
+/// height of the real input, the others read only padding, and their terms are zero. Each sum
+/// runs over `ci`, `ki`, `kj` in order, started from the bias (or zero). One call takes a
+/// whole block of rows so that its set-up is paid once: `mnist.c1`'s rows are only 9
+/// multiply-adds deep.
 ///
 /// # Safety
-/// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (kh - 1) * xw +
+/// The CPU has `V`'s features; `x` is readable for `(cin - 1) * xs + (oh1 - 1 + kh - 1) * xw +
 /// out_w.next_multiple_of(2 * LANES) + kw - 1` floats; `w` for `rows * wk` floats with
-/// `wk = cin * kh * kw`; `bias`, unless null, for `rows`; `y` writable at `co * ys + ow` for
-/// `co < rows`, `ow < out_w`; `1 <= rows <= COB`. With `PAIR`: `out_w <= LANES`, `x` is
-/// readable for `(cin - 1) * xs + kh * xw + LANES + kw - 1` floats and `y` writable for two
-/// rows back to back (`co * ys + ow` with `ow < 2 * out_w`).
+/// `wk = cin * kh * kw`; `bias`, unless null, for `rows`; `y` writable at `co * ys + oh *
+/// out_w + ow` for `co < rows`, `oh0 <= oh < oh1`, `ow < out_w`; `1 <= rows <= COB`. With
+/// `PAIR`: `out_w <= LANES`, `oh1 - oh0` even, and `x` readable for `(cin - 1) * xs + (oh1 - 1 +
+/// kh - 1) * xw + LANES + kw - 1` floats.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
@@ -36,7 +40,8 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     xs: usize,
     xw: usize,
     [cin, kh, kw]: [usize; 3],
-    [k0, k1]: [usize; 2],
+    [oh0, oh1]: [usize; 2],
+    [pad, h]: [usize; 2],
     w: *const f32,
     bias: *const f32,
     rows: usize,
@@ -49,60 +54,67 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool>(
     // The second vector's inputs: the next `lanes` of the row, or (a pair of rows at most
     // one vector wide, whose outputs lie back to back) the next input row.
     let (x_second, width) = if PAIR { (xw, lanes) } else { (lanes, out_w) };
-    // SAFETY: the loads read `x` at `ci * xs + ki * xw + ow0 + kj + x_second .. + lanes`
-    // (and the first vector below it) with `ow0 + 2 * lanes <= out_w.next_multiple_of(2 *
-    // lanes)`, or with `PAIR` `ow0 = 0` and `x_second = xw`: inside the readable extent.
-    // Weight and bias reads use rows clamped below `rows`. Stores of full vectors stay below
-    // `out_w` (with `PAIR`, below `2 * out_w`); partial ones are masked to the row.
+    let step = if PAIR { 2 } else { 1 };
+    // SAFETY: the loads read `x` at `ci * xs + (oh + ki) * xw + ow0 + kj + x_second .. +
+    // lanes` (and the first vector below it) with `oh < oh1`, `ki < kh` and `ow0 + 2 * lanes
+    // <= out_w.next_multiple_of(2 * lanes)`, or with `PAIR` `ow0 = 0`, `oh + 1 < oh1` and
+    // `x_second = xw`: inside the readable extent. Weight and bias reads use rows clamped
+    // below `rows`. Stores of full vectors stay below `out_w` (with `PAIR`, below `2 *
+    // out_w`) in row `oh`; partial ones are masked to the row.
     unsafe {
         let wrow: [*const f32; COB] = std::array::from_fn(|co| w.add(co.min(rows - 1) * wk));
-        for ow0 in (0..width).step_by(2 * lanes) {
-            let mut acc = [[V::zero(); 2]; COB];
-            if !bias.is_null() {
-                for (co, a) in acc.iter_mut().enumerate() {
-                    let b = V::splat(*bias.add(co.min(rows - 1)));
-                    *a = [b, b];
+        for oh in (oh0..oh1).step_by(step) {
+            let [k0, k1] = kernel_span(pad, h, kh, [oh, oh + step - 1], 1, 1);
+            let x = x.add(oh * xw);
+            let y = y.add(oh * out_w);
+            for ow0 in (0..width).step_by(2 * lanes) {
+                let mut acc = [[V::zero(); 2]; COB];
+                if !bias.is_null() {
+                    for (co, a) in acc.iter_mut().enumerate() {
+                        let b = V::splat(*bias.add(co.min(rows - 1)));
+                        *a = [b, b];
+                    }
                 }
-            }
-            for ci in 0..cin {
-                for ki in k0..k1 {
-                    let xr = x.add(ci * xs + ki * xw + ow0);
-                    let t = (ci * kh + ki) * kw;
-                    for kj in 0..kw {
-                        let x0 = V::load(xr.add(kj));
-                        let x1 = V::load(xr.add(kj + x_second));
-                        for (co, a) in acc.iter_mut().enumerate() {
-                            let wv = V::splat(*wrow[co].add(t + kj));
-                            a[0] = wv.fma(x0, a[0]);
-                            a[1] = wv.fma(x1, a[1]);
+                for ci in 0..cin {
+                    for ki in k0..k1 {
+                        let xr = x.add(ci * xs + ki * xw + ow0);
+                        let t = (ci * kh + ki) * kw;
+                        for kj in 0..kw {
+                            let x0 = V::load(xr.add(kj));
+                            let x1 = V::load(xr.add(kj + x_second));
+                            for (co, a) in acc.iter_mut().enumerate() {
+                                let wv = V::splat(*wrow[co].add(t + kj));
+                                a[0] = wv.fma(x0, a[0]);
+                                a[1] = wv.fma(x1, a[1]);
+                            }
                         }
                     }
                 }
-            }
-            let full = ow0 + 2 * lanes <= width;
-            for (co, a) in acc.iter().enumerate().take(rows) {
-                let yp = y.add(co * ys + ow0);
-                if PAIR {
-                    // Row `oh` then row `oh + 1`, `out_w` outputs each.
-                    if out_w == lanes {
+                let full = ow0 + 2 * lanes <= width;
+                for (co, a) in acc.iter().enumerate().take(rows) {
+                    let yp = y.add(co * ys + ow0);
+                    if PAIR {
+                        // Row `oh` then row `oh + 1`, `out_w` outputs each.
+                        if out_w == lanes {
+                            a[0].store(yp);
+                            a[1].store(yp.add(lanes));
+                        } else {
+                            a[0].store_first(yp, out_w);
+                            a[1].store_first(yp.add(out_w), out_w);
+                        }
+                    } else if full {
                         a[0].store(yp);
                         a[1].store(yp.add(lanes));
                     } else {
-                        a[0].store_first(yp, out_w);
-                        a[1].store_first(yp.add(out_w), out_w);
-                    }
-                } else if full {
-                    a[0].store(yp);
-                    a[1].store(yp.add(lanes));
-                } else {
-                    let left = width - ow0;
-                    if left >= lanes {
-                        a[0].store(yp);
-                        if left > lanes {
-                            a[1].store_first(yp.add(lanes), left - lanes);
+                        let left = width - ow0;
+                        if left >= lanes {
+                            a[0].store(yp);
+                            if left > lanes {
+                                a[1].store_first(yp.add(lanes), left - lanes);
+                            }
+                        } else {
+                            a[0].store_first(yp, left);
                         }
-                    } else {
-                        a[0].store_first(yp, left);
                     }
                 }
             }
@@ -122,7 +134,8 @@ unsafe fn direct_tile<V: Vector, const COB: usize>(
     xs: usize,
     xw: usize,
     dims: [usize; 3],
-    rows_k: [usize; 2],
+    out_rows: [usize; 2],
+    vert: [usize; 2],
     w: *const f32,
     bias: *const f32,
     rows: usize,
@@ -133,9 +146,13 @@ unsafe fn direct_tile<V: Vector, const COB: usize>(
     // SAFETY: forwarded from this function's contract.
     unsafe {
         if pair {
-            direct_body::<V, COB, true>(x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w)
+            direct_body::<V, COB, true>(
+                x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
+            )
         } else {
-            direct_body::<V, COB, false>(x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w)
+            direct_body::<V, COB, false>(
+                x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
+            )
         }
     }
 }
@@ -157,7 +174,8 @@ macro_rules! direct_entry {
             xs: usize,
             xw: usize,
             dims: [usize; 3],
-            rows_k: [usize; 2],
+            out_rows: [usize; 2],
+            vert: [usize; 2],
             w: *const f32,
             bias: *const f32,
             rows: usize,
@@ -171,15 +189,15 @@ macro_rules! direct_entry {
             unsafe {
                 if rows <= $small {
                     direct_tile::<$vector, { $small }>(
-                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
                     )
                 } else if rows <= $mid {
                     direct_tile::<$vector, { $mid }>(
-                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
                     )
                 } else {
                     direct_tile::<$vector, { $wide }>(
-                        pair, x, xs, xw, dims, rows_k, w, bias, rows, y, ys, out_w,
+                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
                     )
                 }
             }
