@@ -287,6 +287,16 @@ fn weight_gradient_over_groups_of_images_matches_reference() {
 }
 
 #[test]
+fn direct_weight_gradient_over_groups_of_images_matches_reference() {
+    // One input channel and 68x68 outputs: the direct weight-gradient kernel sums two images
+    // per group at AVX-512 (four at AVX2), so batch blocks of eight images make several
+    // groups, each summed across lanes and added to the last; 68 is not a multiple of the
+    // vector width either.
+    let s = shape([32, 1, 70, 70], [8, 1, 3, 3], Conv2dParams::default());
+    matches_reference(&s, true, 31).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn thirteen_pixel_tiles_match_reference() {
     // Two AVX-512 vectors of channels, where 13-pixel tiles cover the pixels in fewer
     // multiply-adds than 12-pixel ones: a 13x13 forward pass (13 tiles against 15), and a
