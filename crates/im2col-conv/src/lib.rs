@@ -21,7 +21,8 @@
 //! (see [`kernels`]), with the packing shaped by the convolution, and direct kernels where
 //! the shape lets them skip packing altogether. Each pass picks its route per shape:
 //! * forward:
-//!   - the direct row kernel (vectorised over the output width, `NR` outputs per call) when
+//!   - the direct row kernel (vectorised over the output width, `NR` outputs at a time, a
+//!     block of output channels and all their rows per call) when
 //!     the output rows fill its vectors exactly (a multiple of `NR` wide, or `NR / 2` wide
 //!     and taken two rows at a time), or when there are few input channels
 //!     (`cin * kh * kw <= 75`, rows at least 16 wide), stride and dilation 1;
@@ -40,8 +41,8 @@
 //!   transposed weights, one input channel per lane, added into `dX` where the tap read (no
 //!   column matrix, no col2im); otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed once)
 //!   then col2im;
-//! * backward-weight: the direct kernel (sums over the output width in registers, then
-//!   across lanes) for few input channels (`cin * kh * kw <= 75`); the
+//! * backward-weight: the direct kernel (sums over the output width and a group of images
+//!   in registers, then across lanes) for few input channels (`cin * kh * kw <= 75`); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
 //!   channel, small images several per call) for other deep layers; otherwise
 //!   `dW_g += dY_g x col_g^T`, both operands packed

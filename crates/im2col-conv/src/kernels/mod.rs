@@ -267,7 +267,7 @@ impl Kernel {
         }
     }
 
-    /// Output channels one call of [`Kernel::direct_row`] computes, or `None` at the scalar
+    /// Output channels one call of [`Kernel::direct_rows`] computes, or `None` at the scalar
     /// level (which has no direct kernel: its convolutions all run as GEMM).
     pub(crate) fn direct_channels(self) -> Option<usize> {
         match self.isa {
@@ -279,7 +279,7 @@ impl Kernel {
         }
     }
 
-    /// Floats past the end of the last padded input row that [`Kernel::direct_row`] may read
+    /// Floats past the end of the last padded input row that [`Kernel::direct_rows`] may read
     /// (at most 31: two vectors of 16 past the last output; their values only reach outputs it
     /// does not store).
     pub(crate) const DIRECT_MARGIN: usize = 32;
