@@ -8,7 +8,7 @@
 //! threads by output-channel rows, which changes no sum.
 
 use crate::broadcast_weight::BroadcastGrad;
-use crate::direct::Padded;
+use crate::direct::{DirectInput, Padded};
 use crate::gemm::{Backend, Beta, MatMut, MatRef, PackedA, gemm_sized};
 use crate::im2col::Taps;
 use crate::params::assert_len;
@@ -58,7 +58,8 @@ pub fn conv2d_backward_weight(
         }
         return;
     }
-    let direct = (packed && Padded::applies_weight_grad(shape, &plan)).then(|| Padded::new(shape));
+    let direct = (packed && Padded::applies_weight_grad(shape, &plan))
+        .then(|| DirectInput::new(shape, &plan));
     let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
     let bwd = BackwardWeight {
         plan,
@@ -200,8 +201,8 @@ fn bias_grad(plan: &Plan, grad_output: &[f32], grad_bias: &mut [f32]) {
 struct BackwardWeight {
     plan: Plan,
     taps: Taps,
-    /// The padded geometry when the direct kernel runs this convolution.
-    direct: Option<Padded>,
+    /// The direct kernel's input when it runs this convolution.
+    direct: Option<DirectInput>,
 }
 
 impl BackwardWeight {
@@ -244,7 +245,7 @@ impl BackwardWeight {
     /// `Split` mode; each element's order is the same either way).
     fn block_direct(
         &self,
-        d: &Padded,
+        d: &DirectInput,
         x: &[f32],
         dy: &[f32],
         dw: &mut [f32],
@@ -255,7 +256,7 @@ impl BackwardWeight {
         let kern = p.kernel;
         let images = x.len() / p.in_img;
         let buf = &mut buf[..d.buf_len(images)];
-        d.pad(x, buf, par);
+        d.fill(x, buf, par);
         let buf: &[f32] = buf;
         let (cob, _) = kern
             .weight_grad_tile(p.cout_g, p.k_all)
@@ -264,18 +265,20 @@ impl BackwardWeight {
             Par::Seq => p.cout_g,
             Par::Split(threads) => p.cout_g.div_ceil(threads).next_multiple_of(cob),
         };
+        let v = d.view(kern.nr());
         for_chunks(dw, rows_per * p.k_all, par, |blk, dw_rows| {
             let rows = dw_rows.len() / p.k_all;
             kern.direct_weight_grad(
                 p.cout_g,
                 buf,
-                [images, d.image_len(), d.xs, d.xw],
-                [d.cin, d.kh, d.kw],
+                [images, d.image_len(), v.xs, v.xw],
+                v.dims,
                 &dy[blk * rows_per * p.pixels..],
-                [p.out_img, d.out_h, d.out_w],
+                [p.out_img, v.out_h, v.out_w],
                 rows,
                 dw_rows,
             );
+            d.restore_grad_order(dw_rows);
         });
     }
 

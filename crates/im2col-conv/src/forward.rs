@@ -4,7 +4,7 @@
 //! micro-kernel's layout, never materialised as a whole im2col matrix.
 
 use crate::broadcast::Broadcast;
-use crate::direct::Padded;
+use crate::direct::{DirectInput, Padded};
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
@@ -44,20 +44,23 @@ pub fn conv2d_forward(
     let baseline = route == Route::Baseline;
     let per_group = PackedA::len(kern, plan.cout_g, plan.k_g);
     let slot_count = image_slots(shape.n, rayon::current_num_threads());
-    let direct = route == Route::Direct;
+    let direct = (route == Route::Direct).then(|| DirectInput::new(shape, &plan));
     let broadcast = (route == Route::Broadcast).then(|| Broadcast::new(shape, &plan));
     let col_len = if baseline {
         plan.col_len()
     } else if let Some(b) = &broadcast {
         b.buf_len()
-    } else if direct {
-        Padded::new(shape).buf_len(1)
+    } else if let Some(d) = &direct {
+        d.buf_len(1)
     } else {
         0
     };
     let packed_len = if let Some(b) = &broadcast {
         b.packed_len()
-    } else if baseline || direct {
+    } else if let Some(d) = direct.filter(DirectInput::is_shifted) {
+        // The weights with their taps in the shifted copies' order.
+        d.padded.cin * d.padded.kh * d.padded.kw * shape.cout
+    } else if baseline || direct.is_some() {
         0
     } else {
         groups * per_group
@@ -67,7 +70,9 @@ pub fn conv2d_forward(
     // task: views are rebuilt per group from these floats, so a call allocates nothing.
     if let Some(b) = &broadcast {
         b.pack(weight, packed);
-    } else if !(baseline || direct) {
+    } else if let Some(d) = direct.filter(DirectInput::is_shifted) {
+        d.order_weights(weight, packed);
+    } else if !(baseline || direct.is_some()) {
         for (g, dst) in packed.chunks_exact_mut(per_group).enumerate() {
             let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
             let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
@@ -83,7 +88,7 @@ pub fn conv2d_forward(
         per_group,
         kb,
         bias,
-        direct: direct.then(|| Padded::new(shape)),
+        direct,
         broadcast,
     };
     // Whole images per task where there are enough (no synchronisation inside an image),
@@ -142,15 +147,16 @@ struct Forward<'a> {
     taps: Taps,
     weight: &'a [f32],
     /// `W_g` packed for the micro-kernel, group after group, `per_group` floats each (empty
-    /// on the baseline backend and the direct path).
+    /// on the baseline backend and the direct path, except for the weights in the order of
+    /// shifted copies there).
     packed: &'a [f32],
     /// Floats of one group's packed weights.
     per_group: usize,
     /// How the packed weights' depth is cut.
     kb: KBlocks,
     bias: Option<&'a [f32]>,
-    /// The geometry of the direct path, when it applies.
-    direct: Option<Padded>,
+    /// The input of the direct path, when it applies.
+    direct: Option<DirectInput>,
     /// The broadcast path, when it applies (its packed weights are `packed`).
     broadcast: Option<Broadcast>,
 }
@@ -215,38 +221,43 @@ impl Forward<'_> {
         });
     }
 
-    /// The direct path: pad the image into `buf`, then one kernel call per block of output
-    /// channels (blocks split across threads in `Split` mode).
-    fn image_direct(&self, d: &Padded, x: &[f32], y: &mut [f32], buf: &mut [f32], par: Par) {
+    /// The direct path: copy the image into `buf` as the kernel reads it, then one kernel
+    /// call per block of output channels (blocks split across threads in `Split` mode).
+    fn image_direct(&self, d: &DirectInput, x: &[f32], y: &mut [f32], buf: &mut [f32], par: Par) {
         let p = &self.plan;
         let kern = p.kernel;
         let cob = kern
             .direct_channels()
             .expect("direct path needs a SIMD level");
         let buf = &mut buf[..d.buf_len(1)];
-        d.pad(x, buf, par);
+        d.fill(x, buf, par);
         let buf: &[f32] = buf;
+        let v = d.view(kern.nr());
         let wk = p.k_all;
+        let weight = if d.is_shifted() {
+            self.packed
+        } else {
+            self.weight
+        };
         for_chunks(y, cob * p.pixels, par, |blk, y_rows| {
             let co0 = blk * cob;
             let rows = y_rows.len() / p.pixels;
-            let w = &self.weight[co0 * wk..(co0 + rows) * wk];
+            let w = &weight[co0 * wk..(co0 + rows) * wk];
             let bias = self.bias.map(|b| &b[co0..co0 + rows]);
-            // Rows at most one vector wide go two at a time, to fill the kernel's two vectors.
             kern.direct_rows(
                 buf,
-                d.xs,
-                d.xw,
-                [d.cin, d.kh, d.kw],
-                [0, d.out_h],
-                d.vertical(),
+                v.xs,
+                v.xw,
+                v.dims,
+                [0, v.out_h],
+                v.vert,
                 w,
                 bias,
                 rows,
                 y_rows,
                 p.pixels,
-                d.out_w,
-                d.out_w <= kern.nr() / 2,
+                v.out_w,
+                v.pair,
             );
         });
     }

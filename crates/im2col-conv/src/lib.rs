@@ -25,7 +25,9 @@
 //!     block of output channels and all their rows per call) when
 //!     the output rows fill its vectors exactly (a multiple of `NR` wide, or `NR / 2` wide
 //!     and taken two rows at a time), or when there are few input channels
-//!     (`cin * kh * kw <= 75`, rows at least 16 wide), stride and dilation 1;
+//!     (`cin * kh * kw <= 75`, rows at least 16 wide), stride and dilation 1; with few
+//!     channels, rows that would leave lanes empty, and kernels at most 3 wide, it reads
+//!     `kw` shifted copies of the input and runs over whole planes instead of rows;
 //!   - otherwise, for deep layers (`cin * kh * kw >= 76`, one group), the broadcast kernel:
 //!     vectorised over output channels, one input value broadcast per output pixel, so rows
 //!     of any width and any stride or dilation fill the vectors;
