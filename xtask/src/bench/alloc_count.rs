@@ -28,6 +28,14 @@ pub struct Counts {
 }
 
 impl Counts {
+    /// The calls of `self` and `other` together.
+    pub fn plus(self, other: Counts) -> Counts {
+        Counts {
+            own: self.own + other.own,
+            packing: self.packing + other.packing,
+        }
+    }
+
     /// The calls made between `earlier` and `self`.
     pub fn since(self, earlier: Counts) -> Counts {
         Counts {

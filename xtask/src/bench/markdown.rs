@@ -176,7 +176,9 @@ fn summary_section(w: &mut String, r: &Report<'_>, s: &Summary) {
         if let Some((all, own)) = s.allocations_max {
             let _ = writeln!(
                 w,
-                "| allocations per training step (not GEMM packing) | {all:.0} ({own:.0}) | 0 |"
+                "| allocations per training step (not GEMM packing) | {} ({}) | 0 |",
+                per_step(all),
+                per_step(own)
             );
         }
     }
@@ -285,7 +287,7 @@ fn train_section(w: &mut String, rows: &[TrainRow]) {
     for r in rows {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {:.3} | {:.0} ({:.0}) |",
+            "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {} | {} | {} | {} | {:.3} | {} ({}) |",
             r.model,
             r.batch,
             r.threads,
@@ -297,8 +299,8 @@ fn train_section(w: &mut String, rows: &[TrainRow]) {
             optional(r.pytorch_images_per_sec_best, 0),
             optional(r.ratio_best, 2),
             r.spread,
-            r.allocations_per_step,
-            r.packing_allocations_per_step
+            per_step(r.allocations_per_step),
+            per_step(r.packing_allocations_per_step)
         );
     }
     let _ = writeln!(w);
@@ -385,6 +387,16 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Allocations per step: whole counts as integers, an average that is not one with two
+/// decimals (rounding 0.2 to "0" would hide an allocation every fifth step).
+fn per_step(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 #[cfg(test)]

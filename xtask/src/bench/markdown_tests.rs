@@ -188,3 +188,11 @@ fn the_file_is_replaced_whole_and_no_temporary_is_left() {
     let missing_dir = dir.path().join("no/such/dir/B.md");
     assert!(write_atomic(&missing_dir, "x").is_err());
 }
+
+#[test]
+fn allocations_per_step_show_a_fraction_instead_of_rounding_it_away() {
+    assert_eq!(per_step(0.0), "0");
+    assert_eq!(per_step(3.0), "3");
+    assert_eq!(per_step(0.2), "0.20");
+    assert_eq!(per_step(0.018), "0.02");
+}

@@ -233,15 +233,18 @@ pub fn worker(models: &[String], batches: &[usize], threads: &[usize], quick: bo
 fn measure(model: &str, batch: usize, threads: usize, plan: Plan) -> Result<RoundCell> {
     let mut trainer = Trainer::new(model, batch, 0x7ea1)?;
     let mut calls = 0;
-    let mut timed_from = None;
+    let mut counts = alloc_count::Counts::default();
     let step_seconds = plan.try_timed_calls(|| {
-        if calls == plan.warmup_calls {
-            timed_from = Some(alloc_count::snapshot());
+        // Only the steps' own calls count, not the timing's record of them (its vector of
+        // times grows while it runs).
+        let before = alloc_count::snapshot();
+        let step = trainer.step().map(drop);
+        if calls >= plan.warmup_calls {
+            counts = counts.plus(alloc_count::snapshot().since(before));
         }
         calls += 1;
-        trainer.step().map(drop)
+        step
     })?;
-    let counts = alloc_count::snapshot().since(timed_from.unwrap_or_default());
     let steps = step_seconds.len() as f64;
     Ok(RoundCell {
         model: model.to_string(),
