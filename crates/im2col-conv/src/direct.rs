@@ -172,8 +172,8 @@ impl Padded {
 /// along one axis is the memory-efficient convolution of Cho and Brand (ICML 2017).
 ///
 /// Only kernels at most 3 wide take the copies. At one thread, `mnist.c1` (3 x 3, 26 wide)
-/// went from 72 to 85 GFLOP/s forward and from 72 to 81 backward-weight (AVX2: 45 to 63 and
-/// 43 to 63), and a 3-channel 3 x 3 layer 28 wide from 75 to 98 forward; but `lenet.c1`
+/// went from 73 to 84.5 GFLOP/s forward and from 71 to 80 backward-weight (AVX2: 45 to 64.5
+/// and 42 to 60), and a 3-channel 3 x 3 layer 28 wide from 75 to 98 forward; but `lenet.c1`
 /// (5 x 5, 28 wide, 6 output channels) lost 15% forward: five copies of its input are as
 /// large as its output, its rows already fill 28 of 32 lanes, and the copies give up
 /// skipping the kernel rows that read only padding.

@@ -728,8 +728,10 @@ impl Kernel {
             _ => return None,
         };
         let cost = |(co, t): (usize, usize)| cout.div_ceil(co) * co * taps.div_ceil(t) * t;
-        // The second tile where it wastes no more sums than the first.
-        let which = usize::from(cost(tiles[1]) <= cost(tiles[0]));
+        // The second tile only where it saves more than a tenth of the sums: at nearly equal
+        // waste the first is faster (`cifar.stem` at AVX-512: 4% less waste on `3 x 7`, 5%
+        // slower).
+        let which = usize::from(10 * cost(tiles[1]) < 9 * cost(tiles[0]));
         Some((which, tiles[which]))
     }
 

@@ -222,22 +222,21 @@ direct_entry!(
 
 /// Weight-gradient tiles of the direct backward-weight kernel, AVX2: output channels x taps
 /// (12 or 10 sums, with their operands, in the 16 `ymm`). At one thread, against a single
-/// `2 x 4` tile before: `mnist.c1` 64 -> 82 GFLOP/s (on `2 x 5`), `lenet.c1` 56 -> 67 (`2 x
-/// 5`), `cifar.stem` 60 -> 64 (`3 x 4`).
+/// `2 x 4` tile before: `mnist.c1` 62 -> 79.5 GFLOP/s (on `2 x 5`), `lenet.c1` 55 -> 65 (`2 x
+/// 5`), `cifar.stem` 48 -> 59 (`3 x 4`).
 pub(crate) const AVX2_WGRAD: [(usize, usize); 2] = [(3, 4), (2, 5)];
 /// Weight-gradient tiles of the direct backward-weight kernel, AVX-512: output channels x
 /// taps. At most 21 sums leave the compiler registers to spare for the operands: with 24
-/// (`4 x 6`, `6 x 4`) or 20 arranged `5 x 4`, it kept some on the stack (`6 x 4`: 30
-/// GFLOP/s on `cifar.stem` at one thread). At one thread, with tiles `4 x 5` against `3 x
-/// 7`: `mnist.c1` (9 taps) 81 and 56 GFLOP/s, `cifar.stem` (27 taps) 72 and 80, `lenet.c1`
-/// (25 taps, 6 channels) 63 and 74.
+/// (`4 x 6`, `6 x 4`) or 20 arranged `5 x 4`, it kept some on the stack (a 5-channel layer
+/// on `5 x 4`: 27-46 GFLOP/s at one thread, against 53-70 on `3 x 7`). `lenet.c1` (25 taps,
+/// 6 channels) runs at 73.5 on `3 x 7` against 63.6 on `4 x 5`.
 pub(crate) const AVX512_WGRAD: [(usize, usize); 2] = [(4, 5), (3, 7)];
 
 /// Floats of output-gradient tile rows and input planes that one group of images of
 /// [`wgrad_body`] reads (256 KiB, a quarter of L2): the sums stay in registers across the
 /// group, and are summed across lanes once per group, not once per image. At one thread
-/// (groups of one image before): `mnist.c1` 64 -> 72 GFLOP/s, `cifar.stem` 65 -> 71,
-/// `lenet.c1` 58 -> 63; twice this size measured the same.
+/// (groups of one image before): `mnist.c1` 63 -> 71 GFLOP/s, `cifar.stem` 63 -> 68,
+/// `lenet.c1` 58 -> 63.
 const WGRAD_GROUP_FLOATS: usize = 64 * 1024;
 
 /// Geometry of [`wgrad_body`]: strides of the padded input block and of the output gradient.
