@@ -360,3 +360,72 @@ pub(crate) fn kernel_span(
     let k1 = (pad + size).saturating_sub(first * s).div_ceil(d).min(k);
     [k0, k1.max(k0)]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Conv2dParams;
+
+    /// A layer with padding `[1, 2]`, two input channels and a 3 x 3 kernel, its input read
+    /// as shifted copies.
+    fn shifted() -> (Conv2dShape, DirectInput) {
+        let p = Conv2dParams {
+            padding: [1, 2],
+            ..Conv2dParams::default()
+        };
+        let s = Conv2dShape::new([2, 2, 5, 6], [4, 2, 3, 3], p).expect("valid test shape");
+        let d = DirectInput {
+            padded: Padded::new(&s),
+            shifted: true,
+        };
+        (s, d)
+    }
+
+    #[test]
+    fn shifted_copies_hold_each_padded_row_shifted_by_its_column() {
+        let (s, d) = shifted();
+        let x: Vec<f32> = (0..s.input_len()).map(|i| i as f32 + 1.0).collect();
+        let p = d.padded;
+        let mut padded = vec![f32::NAN; p.buf_len(2)];
+        p.pad(&x, &mut padded, Par::Seq);
+        let mut copies = vec![f32::NAN; d.buf_len(2)];
+        d.fill(&x, &mut copies, Par::Seq);
+        let (rows, out_w) = (p.out_h + p.kh - 1, p.out_w);
+        for plane in 0..2 * p.cin {
+            for kj in 0..p.kw {
+                for r in 0..rows {
+                    for ow in 0..out_w {
+                        let got = copies[((plane * p.kw + kj) * rows + r) * out_w + ow];
+                        let want = padded[plane * p.xs + r * p.xw + ow + kj];
+                        assert_eq!(got, want, "plane {plane}, copy {kj}, row {r}, column {ow}");
+                    }
+                }
+            }
+        }
+        assert!(copies[2 * d.image_len()..].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn weight_taps_reorder_and_gradients_come_back_in_layer_order() {
+        let (s, d) = shifted();
+        let w: Vec<f32> = (0..s.weight_len()).map(|i| i as f32).collect();
+        let mut ordered = vec![0.0; w.len()];
+        d.order_weights(&w, &mut ordered);
+        let [cin, kh, kw] = [2, 3, 3];
+        for co in 0..4 {
+            for ci in 0..cin {
+                for ki in 0..kh {
+                    for kj in 0..kw {
+                        let at = co * cin * kh * kw;
+                        assert_eq!(
+                            ordered[at + (ci * kw + kj) * kh + ki],
+                            w[at + (ci * kh + ki) * kw + kj]
+                        );
+                    }
+                }
+            }
+        }
+        d.restore_grad_order(&mut ordered);
+        assert_eq!(ordered, w);
+    }
+}
