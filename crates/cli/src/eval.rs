@@ -46,7 +46,11 @@ pub fn run(args: &EvalArgs) -> Result<ExitCode> {
     if args.test_limit == Some(0) {
         bail!("--test-limit must be at least 1");
     }
-    threads::configure(args.threads)?;
+    threads::run_on_pool(args.threads, || evaluate(args))?
+}
+
+/// `ganglion eval` once its arguments are checked, on the thread pool.
+fn evaluate(args: &EvalArgs) -> Result<ExitCode> {
     let loaded = weights::load(&args.weights, args.model.as_deref())?;
     let data_dir = args
         .data

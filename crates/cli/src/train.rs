@@ -1,6 +1,7 @@
 //! `ganglion train`: train a zoo model on MNIST-format, CIFAR-10 or image-folder data and
 //! write a run directory (`config.json`, `metrics.jsonl`, `model.safetensors`).
 
+use crate::checkpoint::resume::Resume;
 use crate::datasets::{self, DatasetKind};
 use crate::trainer::{self, EpochPlan, PassStats, Tally};
 use crate::{atomic, checkpoint, threads};
@@ -267,7 +268,11 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let resume = checkpoint::prepare_resume(args)?;
     let args = resume.as_ref().map_or(args, |r| &r.args);
     validate(args)?;
-    threads::configure(args.threads)?;
+    threads::run_on_pool(args.threads, || train(args, resume.as_ref()))?
+}
+
+/// `ganglion train` once its arguments are checked (and `resume` read), on the thread pool.
+fn train(args: &TrainArgs, resume: Option<&Resume>) -> Result<ExitCode> {
     let data_dir = args
         .data
         .clone()
@@ -315,19 +320,14 @@ pub fn run(args: &TrainArgs) -> Result<ExitCode> {
     let steps_per_epoch = train_loader.num_batches() as u64;
     let mut optimizer = build_optimizer(args, model.as_ref())?;
     let schedule = build_schedule(args, steps_per_epoch)?;
-    let start = match &resume {
+    let start = match resume {
         Some(r) => {
             r.checkpoint.restore(model.as_ref(), optimizer.as_mut())?;
             r.checkpoint.start(args.epochs, steps_per_epoch)?
         }
         None => checkpoint::Start::default(),
     };
-    let saver = checkpoint::Saver::new(
-        &out,
-        args,
-        &data_dir,
-        resume.as_ref().map(|r| &r.checkpoint),
-    )?;
+    let saver = checkpoint::Saver::new(&out, args, &data_dir, resume.map(|r| &r.checkpoint))?;
 
     let config = serde_json::json!({
         "args": args,
