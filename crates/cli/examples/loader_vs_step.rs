@@ -15,7 +15,7 @@ use ganglion::optim::{AdamConfig, AdamW, Optimizer};
 use ganglion::tensor::Rng;
 use std::time::Instant;
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Images per second of one full epoch of `loader`, recycling batches as `train` does.
 fn loader_rate(loader: &BatchLoader) -> f64 {
@@ -63,6 +63,12 @@ fn train_rate(steps: usize, mut next_batch: impl FnMut() -> ganglion::data::Batc
 }
 
 fn main() -> Result<()> {
+    // On a worker of the thread pool, as `ganglion train` runs: the kernels' parallel work
+    // splits inside the pool instead of being handed to it section by section.
+    rayon::scope(|_| run())
+}
+
+fn run() -> Result<()> {
     let steps: usize = std::env::args().nth(1).map_or(Ok(200), |s| s.parse())?;
     let mnist = load_mnist(&bundled_mnist_dir())?;
     let norm = Normalize::mnist();

@@ -3,7 +3,15 @@
 //! `cargo run --release -p ganglion --example mnist_cnn`
 use ganglion::prelude::*;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), Error> {
+    // On a worker of the thread pool, the kernels' parallel work splits inside the pool
+    // instead of being handed to it section by section.
+    ganglion::rayon::scope(|_| train())
+}
+
+fn train() -> Result<(), Error> {
     let mnist = load_mnist(&bundled_mnist_dir())?;
     let mut rng = Rng::seed_from(0);
     let same = Conv2dParams {

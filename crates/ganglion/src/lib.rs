@@ -15,6 +15,14 @@
 //!
 //! Architecture invariant: this crate holds no code of its own beyond re-exports.
 //!
+//! # Threads
+//! The kernels split their work over the current [`rayon`] pool (re-exported here), and their
+//! results do not depend on its size. Run a training loop on a worker of the pool, as
+//! `ganglion train` does: `ganglion::rayon::scope(|_| train())`, or a pool's `install`. Called
+//! from outside the pool, each parallel section of a kernel is handed to the pool while the
+//! calling thread sleeps until it is done, two thread switches per section; a lenet5 training
+//! step ran at half its speed that way.
+//!
 //! # Examples
 //! A CNN in the lecture's shape, `input -> conv -> pool -> fully connected -> softmax`,
 //! one training step with cross-entropy:
@@ -48,6 +56,7 @@ pub use ganglion_models as models;
 pub use ganglion_optim as optim;
 pub use ganglion_pooling as pooling;
 pub use ganglion_tensor as tensor;
+pub use rayon;
 
 /// The names a training script needs.
 pub mod prelude {
