@@ -203,7 +203,8 @@ pub(crate) struct RowView {
 
 impl DirectInput {
     /// The input of the direct kernels for `s`: shifted copies where `s` has few input
-    /// channels and output rows that are not a multiple of the kernels' width.
+    /// channels, a kernel 2 or 3 wide, and output rows that are not a multiple of the
+    /// kernels' width.
     pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
         let shifted = p.k_all <= DIRECT_MAX_DEPTH
             && (2..=3).contains(&s.kw)
