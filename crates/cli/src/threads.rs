@@ -4,7 +4,7 @@
 use anyhow::{Result, bail};
 
 /// Builds the global thread pool with `threads` workers (all cores when `None`).
-pub fn configure(threads: Option<usize>) -> Result<()> {
+fn configure(threads: Option<usize>) -> Result<()> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     match threads {
         Some(0) => bail!("--threads must be at least 1"),

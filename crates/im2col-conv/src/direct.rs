@@ -302,43 +302,55 @@ impl DirectInput {
         });
     }
 
+    /// Each tap of an output channel as `(layer, kernels)`: its index in the layer's order,
+    /// `(ci * kh + ki) * kw + kj`, and where the kernels read it: `(ci * kw + kj) * kh + ki`
+    /// when shifted, else the same index.
+    fn tap_order(&self) -> impl Iterator<Item = (usize, usize)> {
+        let ([cin, kh, kw], shifted) = (
+            [self.padded.cin, self.padded.kh, self.padded.kw],
+            self.shifted,
+        );
+        (0..cin).flat_map(move |ci| {
+            (0..kh).flat_map(move |ki| {
+                (0..kw).map(move |kj| {
+                    let layer = (ci * kh + ki) * kw + kj;
+                    (
+                        layer,
+                        if shifted {
+                            (ci * kw + kj) * kh + ki
+                        } else {
+                            layer
+                        },
+                    )
+                })
+            })
+        })
+    }
+
     /// The weights `[cout, cin, kh, kw]` with each output channel's taps in the order the
-    /// kernels read them: `(ci, kj, ki)` when shifted. Writes `dst` (`weight.len()` floats).
+    /// kernels read them (see [`DirectInput::tap_order`]). Writes `dst` (`weight.len()`
+    /// floats).
     pub(crate) fn order_weights(&self, weight: &[f32], dst: &mut [f32]) {
-        if !self.shifted {
-            return dst.copy_from_slice(weight);
-        }
-        let [cin, kh, kw] = [self.padded.cin, self.padded.kh, self.padded.kw];
-        for (w, o) in weight
-            .chunks_exact(cin * kh * kw)
-            .zip(dst.chunks_exact_mut(cin * kh * kw))
-        {
-            for ci in 0..cin {
-                for ki in 0..kh {
-                    for kj in 0..kw {
-                        o[(ci * kw + kj) * kh + ki] = w[(ci * kh + ki) * kw + kj];
-                    }
-                }
+        let taps = self.padded.cin * self.padded.kh * self.padded.kw;
+        for (w, o) in weight.chunks_exact(taps).zip(dst.chunks_exact_mut(taps)) {
+            for (layer, kernels) in self.tap_order() {
+                o[kernels] = w[layer];
             }
         }
     }
 
     /// Puts each row of a weight gradient the kernels summed in their tap order (see
-    /// [`DirectInput::order_weights`]) back into the layer's `(ci, ki, kj)` order, in place.
+    /// [`DirectInput::tap_order`]) back into the layer's order, in place.
     pub(crate) fn restore_grad_order(&self, dw: &mut [f32]) {
         if !self.shifted {
             return;
         }
-        let [cin, kh, kw] = [self.padded.cin, self.padded.kh, self.padded.kw];
+        let taps = self.padded.cin * self.padded.kh * self.padded.kw;
         let mut row = [0.0f32; DIRECT_MAX_DEPTH];
-        for g in dw.chunks_exact_mut(cin * kh * kw) {
-            row[..g.len()].copy_from_slice(g);
-            for ci in 0..cin {
-                for ki in 0..kh {
-                    for kj in 0..kw {
-                        g[(ci * kh + ki) * kw + kj] = row[(ci * kw + kj) * kh + ki];
-                    }
-                }
+        for g in dw.chunks_exact_mut(taps) {
+            row[..taps].copy_from_slice(g);
+            for (layer, kernels) in self.tap_order() {
+                g[layer] = row[kernels];
             }
         }
     }

@@ -57,9 +57,9 @@ pub fn conv2d_forward(
     };
     let packed_len = if let Some(b) = &broadcast {
         b.packed_len()
-    } else if let Some(d) = direct.filter(DirectInput::is_shifted) {
+    } else if direct.is_some_and(|d| d.is_shifted()) {
         // The weights with their taps in the shifted copies' order.
-        d.padded.cin * d.padded.kh * d.padded.kw * shape.cout
+        shape.weight_len()
     } else if baseline || direct.is_some() {
         0
     } else {

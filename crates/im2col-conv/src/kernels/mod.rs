@@ -325,7 +325,8 @@ impl Kernel {
         let wk = cin * kh * kw;
         // The last input row read is `oh1 - 1 + kh - 1`; a pair's second vector reads a whole
         // vector from that row, inside the margin past its last needed input.
-        let x_need = (cin.max(1) - 1) * xs + (oh1 - 1 + kh.max(1) - 1) * xw + out_w + kw - 1 + 32;
+        let x_need = (cin.max(1) - 1) * xs + (oh1 - 1 + kh.max(1) - 1) * xw + out_w + kw - 1
+            + Self::DIRECT_MARGIN;
         let y_len = oh1 * out_w;
         assert!(
             (1..=cob).contains(&rows)
@@ -339,59 +340,45 @@ impl Kernel {
                 && (rows == 1 || ys >= y_len),
             "direct_rows: {rows} channels of {oh1} rows of {out_w} outputs do not fit the slices"
         );
-        let bp = bias.map_or(std::ptr::null(), <[f32]>::as_ptr);
-        let dims = [cin, kh, kw];
-        // Pairs first, then an odd last row alone.
-        let paired = if pair { oh0 + (oh1 - oh0) / 2 * 2 } else { oh0 };
-        let calls = [(true, [oh0, paired]), (false, [paired, oh1])];
-        for (pair, span) in calls.into_iter().filter(|(_, [a, b])| a < b) {
-            match self.isa {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Kernel::new` checked AVX2 and FMA; `direct_body` reads at most
-                // `2 * 8 - 1` floats past the last input the outputs need (with `pair`, in the
-                // row below, which the asserted extent includes), inside the asserted 32-float
-                // margin, and writes only the asserted rows of `y`, a unique borrow; a pair's
-                // span is even.
-                Isa::Avx2Fma => unsafe {
-                    x86_64::direct_avx2(
-                        x.as_ptr(),
-                        xs,
-                        xw,
-                        dims,
-                        span,
-                        vert,
-                        w.as_ptr(),
-                        bp,
-                        rows,
-                        y.as_mut_ptr(),
-                        ys,
-                        out_w,
-                        pair,
-                    )
-                },
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as above with AVX-512F: vectors of 16 over-read at most 31 floats,
-                // inside the asserted 32-float margin.
-                Isa::Avx512 => unsafe {
-                    x86_64::direct_avx512(
-                        x.as_ptr(),
-                        xs,
-                        xw,
-                        dims,
-                        span,
-                        vert,
-                        w.as_ptr(),
-                        bp,
-                        rows,
-                        y.as_mut_ptr(),
-                        ys,
-                        out_w,
-                        pair,
-                    )
-                },
+        #[cfg(target_arch = "x86_64")]
+        {
+            let kernel: unsafe fn(x86_64::RowCall, bool) = match self.isa {
+                Isa::Avx2Fma => x86_64::direct_avx2,
+                Isa::Avx512 => x86_64::direct_avx512,
                 _ => unreachable!("direct_channels returned Some"),
+            };
+            let (bp, yp) = (
+                bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                y.as_mut_ptr(),
+            );
+            let call = |out_rows| x86_64::RowCall {
+                x: x.as_ptr(),
+                xs,
+                xw,
+                dims: [cin, kh, kw],
+                out_rows,
+                vert,
+                w: w.as_ptr(),
+                bias: bp,
+                rows,
+                y: yp,
+                ys,
+                out_w,
+            };
+            // Pairs first, then an odd last row alone.
+            let paired = if pair { oh0 + (oh1 - oh0) / 2 * 2 } else { oh0 };
+            let spans = [(true, [oh0, paired]), (false, [paired, oh1])];
+            for (pair, span) in spans.into_iter().filter(|(_, [a, b])| a < b) {
+                // SAFETY: `Kernel::new` checked the level's features (AVX2 and FMA, or
+                // AVX-512F); `direct_body` reads at most `2 * LANES - 1` floats past the last
+                // input the outputs need (with `pair`, in the row below, which the asserted
+                // extent includes), inside the asserted margin, and writes only the asserted
+                // rows of `y`, a unique borrow; a pair's span is even.
+                unsafe { kernel(call(span), pair) }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("direct_channels returned Some");
     }
 
     /// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of

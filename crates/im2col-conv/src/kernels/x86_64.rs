@@ -18,7 +18,7 @@ pub(crate) use broadcast::{
     bcast_avx512, wgrad_bcast_avx2, wgrad_bcast_avx512,
 };
 pub(crate) use direct::{
-    AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, WgradGeom, direct_avx2,
+    AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, RowCall, WgradGeom, direct_avx2,
     direct_avx512, wgrad_avx2, wgrad_avx512,
 };
 use std::arch::x86_64::*;

@@ -14,6 +14,30 @@ pub(crate) const AVX2_DIRECT_CO: usize = 6;
 /// of at most 6 or 4 channels run on tiles of that size).
 pub(crate) const AVX512_DIRECT_CO: usize = 8;
 
+/// One call of the direct row kernel: its pointers and geometry (see [`direct_body`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowCall {
+    /// The zero-padded input, its channel plane and row strides.
+    pub(crate) x: *const f32,
+    pub(crate) xs: usize,
+    pub(crate) xw: usize,
+    /// `[cin, kh, kw]`.
+    pub(crate) dims: [usize; 3],
+    /// The output rows `oh0..oh1` to compute.
+    pub(crate) out_rows: [usize; 2],
+    /// The padding above the input and its height.
+    pub(crate) vert: [usize; 2],
+    /// The weights of the call's channels, and their bias (or null).
+    pub(crate) w: *const f32,
+    pub(crate) bias: *const f32,
+    /// Output channels computed.
+    pub(crate) rows: usize,
+    /// The output, its channel stride and row width.
+    pub(crate) y: *mut f32,
+    pub(crate) ys: usize,
+    pub(crate) out_w: usize,
+}
+
 /// Direct convolution of output rows `oh0..oh1` (stride 1, dilation 1) for up to `COB` output
 /// channels, vectorised over the output width, two vectors at a time (with `PAIR`, rows at
 /// most one vector wide taken two at a time: the second vector is the next output row, so
@@ -34,21 +58,23 @@ pub(crate) const AVX512_DIRECT_CO: usize = 8;
 /// `PAIR`: `out_w <= LANES`, `oh1 - oh0` even, and `x` readable for `(cin - 1) * xs + (oh1 - 1 +
 /// kh - 1) * xw + LANES + kw - 1` floats. With `KW1`: `kw == 1`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool, const KW1: bool>(
-    x: *const f32,
-    xs: usize,
-    xw: usize,
-    [cin, kh, kw]: [usize; 3],
-    [oh0, oh1]: [usize; 2],
-    [pad, h]: [usize; 2],
-    w: *const f32,
-    bias: *const f32,
-    rows: usize,
-    y: *mut f32,
-    ys: usize,
-    out_w: usize,
+    call: RowCall,
 ) {
+    let RowCall {
+        x,
+        xs,
+        xw,
+        dims: [cin, kh, kw],
+        out_rows: [oh0, oh1],
+        vert: [pad, h],
+        w,
+        bias,
+        rows,
+        y,
+        ys,
+        out_w,
+    } = call;
     // One column (the view of shifted copies, see `DirectInput`), known when compiling so
     // that the column loop goes away: AVX2 `mnist.c1` 64 -> 78 GFLOP/s at one thread.
     let kw = if KW1 { 1 } else { kw };
@@ -131,36 +157,15 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool, const KW1: 
 /// # Safety
 /// As [`direct_body`] with `COB` and `PAIR = pair`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn direct_tile<V: Vector, const COB: usize>(
-    pair: bool,
-    x: *const f32,
-    xs: usize,
-    xw: usize,
-    dims: [usize; 3],
-    out_rows: [usize; 2],
-    vert: [usize; 2],
-    w: *const f32,
-    bias: *const f32,
-    rows: usize,
-    y: *mut f32,
-    ys: usize,
-    out_w: usize,
-) {
+unsafe fn direct_tile<V: Vector, const COB: usize>(pair: bool, call: RowCall) {
     // SAFETY: forwarded from this function's contract.
     unsafe {
         if pair {
-            direct_body::<V, COB, true, false>(
-                x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-            )
-        } else if dims[2] == 1 {
-            direct_body::<V, COB, false, true>(
-                x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-            )
+            direct_body::<V, COB, true, false>(call)
+        } else if call.dims[2] == 1 {
+            direct_body::<V, COB, false, true>(call)
         } else {
-            direct_body::<V, COB, false, false>(
-                x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-            )
+            direct_body::<V, COB, false, false>(call)
         }
     }
 }
@@ -176,37 +181,16 @@ macro_rules! direct_entry {
         /// The CPU has the level's features; the pointers satisfy [`direct_body`]'s contract
         /// for `rows` channels (at most the widest tile) and `PAIR = pair`.
         #[target_feature(enable = $feature)]
-        #[allow(clippy::too_many_arguments)]
-        pub(crate) unsafe fn $name(
-            x: *const f32,
-            xs: usize,
-            xw: usize,
-            dims: [usize; 3],
-            out_rows: [usize; 2],
-            vert: [usize; 2],
-            w: *const f32,
-            bias: *const f32,
-            rows: usize,
-            y: *mut f32,
-            ys: usize,
-            out_w: usize,
-            pair: bool,
-        ) {
+        pub(crate) unsafe fn $name(call: RowCall, pair: bool) {
             // SAFETY: forwarded from this function's contract; a narrower tile only
             // computes fewer of the `rows` it is given (`rows <= COB` still holds).
             unsafe {
-                if rows <= $small {
-                    direct_tile::<$vector, { $small }>(
-                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-                    )
-                } else if rows <= $mid {
-                    direct_tile::<$vector, { $mid }>(
-                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-                    )
+                if call.rows <= $small {
+                    direct_tile::<$vector, { $small }>(pair, call)
+                } else if call.rows <= $mid {
+                    direct_tile::<$vector, { $mid }>(pair, call)
                 } else {
-                    direct_tile::<$vector, { $wide }>(
-                        pair, x, xs, xw, dims, out_rows, vert, w, bias, rows, y, ys, out_w,
-                    )
+                    direct_tile::<$vector, { $wide }>(pair, call)
                 }
             }
         }
