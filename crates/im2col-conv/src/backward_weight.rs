@@ -256,7 +256,7 @@ impl BackwardWeight {
         let kern = p.kernel;
         let images = x.len() / p.in_img;
         let buf = &mut buf[..d.buf_len(images)];
-        d.fill(x, buf, par);
+        d.fill(kern, x, buf, par);
         let buf: &[f32] = buf;
         let (cob, _) = kern
             .weight_grad_tile(p.cout_g, p.k_all)

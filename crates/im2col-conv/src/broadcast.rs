@@ -168,7 +168,7 @@ impl Broadcast {
         let xbuf: &[f32] = if d.is_unpadded() {
             x
         } else {
-            d.pad(x, xbuf, par);
+            d.pad(kern, x, xbuf, par);
             xbuf
         };
         let (ch, tile) = (self.shape.channels, self.shape.pixels);

@@ -131,7 +131,7 @@ impl BroadcastGrad {
             .zip(dy.chunks(self.group * dy_img))
         {
             let images = xs.len() / self.in_img;
-            d.pad(xs, &mut xbuf[..d.buf_len(images)], par);
+            d.pad(kern, xs, &mut xbuf[..d.buf_len(images)], par);
             for (dy_one, dyt_one) in dys.chunks(dy_img).zip(dyt.chunks_mut(pixels * cp)) {
                 // Pixel-major, padded with zero channels up to whole blocks.
                 kern.transpose(dy_one, pixels, self.cout, pixels, dyt_one, cp);

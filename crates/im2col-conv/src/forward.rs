@@ -230,7 +230,7 @@ impl Forward<'_> {
             .direct_channels()
             .expect("direct path needs a SIMD level");
         let buf = &mut buf[..d.buf_len(1)];
-        d.fill(x, buf, par);
+        d.fill(kern, x, buf, par);
         let buf: &[f32] = buf;
         let v = d.view(kern.nr());
         let wk = p.k_all;

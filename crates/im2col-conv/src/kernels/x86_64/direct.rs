@@ -213,15 +213,17 @@ direct_entry!(
 );
 
 /// Weight-gradient tiles of the direct backward-weight kernel, AVX2: output channels x taps
-/// (12 or 10 sums, with their operands, in the 16 `ymm`). At one thread, against a single
-/// `2 x 4` tile before: `mnist.c1` 62 -> 79.5 GFLOP/s (on `2 x 5`), `lenet.c1` 55 -> 65 (`2 x
-/// 5`), `cifar.stem` 48 -> 59 (`3 x 4`).
-pub(crate) const AVX2_WGRAD: [(usize, usize); 2] = [(3, 4), (2, 5)];
+/// (9 or 10 sums, with their operands, in the 16 `ymm`). `3 x 4` was the first tile until the
+/// taps were spread over tiles of nearly equal width; since then its loop keeps sums on the
+/// stack (`cifar.stem` 62 -> 42 GFLOP/s at one thread), and `3 x 3` runs it at 58-63, level
+/// with `2 x 5` on `mnist.c1` (80-81) and `lenet.c1` (62-63).
+pub(crate) const AVX2_WGRAD: [(usize, usize); 2] = [(3, 3), (2, 5)];
 /// Weight-gradient tiles of the direct backward-weight kernel, AVX-512: output channels x
 /// taps. At most 21 sums leave the compiler registers to spare for the operands: with 24
 /// (`4 x 6`, `6 x 4`) or 20 arranged `5 x 4`, it kept some on the stack (a 5-channel layer
 /// on `5 x 4`: 27-46 GFLOP/s at one thread, against 53-70 on `3 x 7`). `lenet.c1` (25 taps,
-/// 6 channels) runs at 73.5 on `3 x 7` against 63.6 on `4 x 5`.
+/// 6 channels) runs at 78 on `3 x 7` against 58 on `4 x 5`; `cifar.stem` and `mnist.c1` run
+/// fastest on `4 x 5` of the eleven tiles from `2 x 9` to `6 x 3` timed.
 pub(crate) const AVX512_WGRAD: [(usize, usize); 2] = [(4, 5), (3, 7)];
 
 /// Floats of output-gradient tile rows and input planes that one group of images of
@@ -271,54 +273,98 @@ unsafe fn wgrad_body<V: Vector, const CO: usize, const T: usize>(
     let [cin, kh, kw] = g.dims;
     let taps = cin * kh * kw;
     let pixels = g.out_h * g.out_w;
+    // Every narrower width below has its arm in the `match`.
+    const { assert!(T <= 7) };
+    // SAFETY: forwarded from this function's contract to each tile's.
+    unsafe {
+        // Images per group: the sums stay in registers across a group, whose tile rows of
+        // `dy` and input planes stay in L2.
+        let group = (WGRAD_GROUP_FLOATS / (CO * pixels + cin * g.xs)).clamp(1, g.images.max(1));
+        for g0 in (0..g.images).step_by(group) {
+            let images = [g0, (g0 + group).min(g.images)];
+            for co0 in (0..rows).step_by(CO) {
+                // The taps on `taps.div_ceil(T)` tiles of nearly equal width, the wider
+                // first: a clamped copy of a tap costs as much as a real one (`mnist.c1`'s 9
+                // taps on `4 x 5`: 10% of the multiply-adds), and one narrow last tile has
+                // too few sums per load (`cifar.stem`'s 27 as 5 x 5 + 2: 4% slower).
+                let tiles = taps.div_ceil(T);
+                let (base, wider) = (taps / tiles, taps % tiles);
+                let mut t0 = 0;
+                for tile in 0..tiles {
+                    let width = base + usize::from(tile < wider);
+                    let at = [co0, t0];
+                    match width {
+                        1 => wgrad_tile::<V, CO, 1>(x, dy, g, rows, dw, images, at),
+                        2 if T > 2 => wgrad_tile::<V, CO, 2>(x, dy, g, rows, dw, images, at),
+                        3 if T > 3 => wgrad_tile::<V, CO, 3>(x, dy, g, rows, dw, images, at),
+                        4 if T > 4 => wgrad_tile::<V, CO, 4>(x, dy, g, rows, dw, images, at),
+                        5 if T > 5 => wgrad_tile::<V, CO, 5>(x, dy, g, rows, dw, images, at),
+                        6 if T > 6 => wgrad_tile::<V, CO, 6>(x, dy, g, rows, dw, images, at),
+                        _ => wgrad_tile::<V, CO, T>(x, dy, g, rows, dw, images, at),
+                    }
+                    t0 += width;
+                }
+            }
+        }
+    }
+}
+
+/// One register tile of [`wgrad_body`]: output channels `co0..co0 + CO` by taps `t0..t0 +
+/// T` (clamped to `rows` and the taps) over images `g0..g1`, summed across lanes into `dw`
+/// (overwriting it for the first group, `g0 == 0`).
+///
+/// # Safety
+/// As [`wgrad_body`], with `co0 < rows`, `t0 < taps` and `g1 <= g.images`.
+#[inline(always)]
+unsafe fn wgrad_tile<V: Vector, const CO: usize, const T: usize>(
+    x: *const f32,
+    dy: *const f32,
+    g: WgradGeom,
+    rows: usize,
+    dw: *mut f32,
+    [g0, g1]: [usize; 2],
+    [co0, t0]: [usize; 2],
+) {
+    let [cin, kh, kw] = g.dims;
+    let taps = cin * kh * kw;
+    let pixels = g.out_h * g.out_w;
     let lanes = V::LANES;
     // SAFETY: loads read `n <= out_w - ow0` lanes from `ow0`, so `dy` stays in its rows and
     // `x` in its padded rows (`ow + kj < out_w + kw - 1 = padded width`); channels and taps
     // past `rows` / `taps` are clamped to the last valid one (their sums are not stored).
     // Stores write `dw[co * taps + t]` for `co < rows`, `t < taps` only.
     unsafe {
-        // Images per group: the sums stay in registers across a group, whose tile rows of
-        // `dy` and input planes stay in L2.
-        let group = (WGRAD_GROUP_FLOATS / (CO * pixels + cin * g.xs)).clamp(1, g.images.max(1));
-        for g0 in (0..g.images).step_by(group) {
-            let g1 = (g0 + group).min(g.images);
-            for co0 in (0..rows).step_by(CO) {
-                let co_at: [usize; CO] = std::array::from_fn(|c| (co0 + c).min(rows - 1) * pixels);
-                for t0 in (0..taps).step_by(T) {
-                    let tap_at: [usize; T] = std::array::from_fn(|i| {
-                        let t = (t0 + i).min(taps - 1);
-                        let (ci, kk) = (t / (kh * kw), t % (kh * kw));
-                        ci * g.xs + (kk / kw) * g.xw + kk % kw
-                    });
-                    let mut acc = [[V::zero(); T]; CO];
-                    for img in g0..g1 {
-                        let xb = x.add(img * g.xi);
-                        let db = dy.add(img * g.dyi);
-                        for oh in 0..g.out_h {
-                            let xr = xb.add(oh * g.xw);
-                            let dr = db.add(oh * g.out_w);
-                            for ow0 in (0..g.out_w).step_by(lanes) {
-                                let n = lanes.min(g.out_w - ow0);
-                                // One loop for whole vectors and the row's tail: with the tail
-                                // in a loop of its own, the compiler kept the sums on the stack.
-                                let d: [V; CO] =
-                                    std::array::from_fn(|c| load_n(dr.add(co_at[c] + ow0), n));
-                                for (i, &at) in tap_at.iter().enumerate() {
-                                    let xv = load_n(xr.add(at + ow0), n);
-                                    for (a, &dc) in acc.iter_mut().zip(&d) {
-                                        a[i] = dc.fma(xv, a[i]);
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    for (c, a) in acc.iter().enumerate().take(rows - co0) {
-                        for (i, v) in a.iter().enumerate().take(taps - t0) {
-                            let out = dw.add((co0 + c) * taps + t0 + i);
-                            *out = if g0 == 0 { v.hsum() } else { *out + v.hsum() };
+        let co_at: [usize; CO] = std::array::from_fn(|c| (co0 + c).min(rows - 1) * pixels);
+        let tap_at: [usize; T] = std::array::from_fn(|i| {
+            let t = (t0 + i).min(taps - 1);
+            let (ci, kk) = (t / (kh * kw), t % (kh * kw));
+            ci * g.xs + (kk / kw) * g.xw + kk % kw
+        });
+        let mut acc = [[V::zero(); T]; CO];
+        for img in g0..g1 {
+            let xb = x.add(img * g.xi);
+            let db = dy.add(img * g.dyi);
+            for oh in 0..g.out_h {
+                let xr = xb.add(oh * g.xw);
+                let dr = db.add(oh * g.out_w);
+                for ow0 in (0..g.out_w).step_by(lanes) {
+                    let n = lanes.min(g.out_w - ow0);
+                    // One loop for whole vectors and the row's tail: with the tail in a loop
+                    // of its own, the compiler kept the sums on the stack.
+                    let d: [V; CO] = std::array::from_fn(|c| load_n(dr.add(co_at[c] + ow0), n));
+                    for (i, &at) in tap_at.iter().enumerate() {
+                        let xv = load_n(xr.add(at + ow0), n);
+                        for (a, &dc) in acc.iter_mut().zip(&d) {
+                            a[i] = dc.fma(xv, a[i]);
                         }
                     }
                 }
+            }
+        }
+        for (c, a) in acc.iter().enumerate().take(rows - co0) {
+            for (i, v) in a.iter().enumerate().take(taps - t0) {
+                let out = dw.add((co0 + c) * taps + t0 + i);
+                *out = if g0 == 0 { v.hsum() } else { *out + v.hsum() };
             }
         }
     }
