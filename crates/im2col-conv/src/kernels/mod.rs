@@ -886,6 +886,64 @@ mod tests {
     }
 
     #[test]
+    fn direct_weight_gradient_matches_a_naive_sum_for_every_tap_count() {
+        // Tap counts 1 to 45 spread over tiles of every width, and output-channel counts that
+        // pick each level's both tiles, ragged channel blocks included; 5-wide rows leave a
+        // tail. `dw` starts as NaN: every gradient must be written.
+        let (images, out_h, out_w) = (2, 2, 5);
+        for isa in Isa::available_levels() {
+            let kern = Kernel::new(isa);
+            if kern.direct_channels().is_none() {
+                continue;
+            }
+            for [cin, kh, kw] in
+                (1..=3).flat_map(|c| (1..=3).flat_map(move |h| (1..=5).map(move |w| [c, h, w])))
+            {
+                let xw = out_w + kw - 1;
+                let xs = (out_h + kh - 1) * xw;
+                let xi = cin * xs;
+                let x = values(images * xi, 11);
+                let taps = cin * kh * kw;
+                for cout in [2, 3, 4, 5, 6, 8] {
+                    let dyi = cout * out_h * out_w;
+                    let dy = values(images * dyi, 12);
+                    let mut dw = vec![f32::NAN; cout * taps];
+                    kern.direct_weight_grad(
+                        cout,
+                        &x,
+                        [images, xi, xs, xw],
+                        [cin, kh, kw],
+                        &dy,
+                        [dyi, out_h, out_w],
+                        cout,
+                        &mut dw,
+                    );
+                    for co in 0..cout {
+                        for (t, &got) in dw[co * taps..(co + 1) * taps].iter().enumerate() {
+                            let (ci, ki, kj) = (t / (kh * kw), t / kw % kh, t % kw);
+                            let mut want = 0.0f64;
+                            for img in 0..images {
+                                for oh in 0..out_h {
+                                    for ow in 0..out_w {
+                                        let d = dy[img * dyi + (co * out_h + oh) * out_w + ow];
+                                        let v = x[img * xi + ci * xs + (oh + ki) * xw + ow + kj];
+                                        want += f64::from(d) * f64::from(v);
+                                    }
+                                }
+                            }
+                            assert!(
+                                (f64::from(got) - want).abs() <= 1e-5,
+                                "{isa:?} [{cin}, {kh}, {kw}] cout {cout} ({co}, {t}): {got} vs \
+                                 {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "micro-kernel")]
     fn short_panels_are_rejected() {
         let kern = Kernel::new(Isa::detect());
