@@ -39,10 +39,6 @@ pub(crate) const AVX512_NR: usize = 32;
 /// `Zmm`); pointer arguments must be valid for `LANES` floats.
 trait Vector: Copy {
     const LANES: usize;
-    /// Whether a masked load costs no more than a plain one, so that a loop can load every
-    /// vector masked instead of branching on its width (AVX-512's `k` masks: yes; AVX2's
-    /// `vmaskmovps`: 10% slower in the weight-gradient kernel).
-    const FREE_MASKED_LOAD: bool;
     unsafe fn zero() -> Self;
     unsafe fn splat(x: f32) -> Self;
     unsafe fn load(p: *const f32) -> Self;
@@ -63,7 +59,6 @@ struct Ymm(__m256);
 
 impl Vector for Ymm {
     const LANES: usize = 8;
-    const FREE_MASKED_LOAD: bool = false;
     #[inline(always)]
     unsafe fn zero() -> Self {
         // SAFETY: the caller runs on a CPU with AVX2 (trait contract).
@@ -133,7 +128,6 @@ struct Zmm(__m512);
 
 impl Vector for Zmm {
     const LANES: usize = 16;
-    const FREE_MASKED_LOAD: bool = true;
     #[inline(always)]
     unsafe fn zero() -> Self {
         // SAFETY: the caller runs on a CPU with AVX-512F (trait contract).
