@@ -59,7 +59,7 @@ pub fn conv2d_backward_weight(
         return;
     }
     let direct = (packed && Padded::applies_weight_grad(shape, &plan))
-        .then(|| DirectInput::new(shape, &plan));
+        .then(|| DirectInput::for_weight_grad(shape, &plan));
     let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
     let bwd = BackwardWeight {
         plan,

@@ -44,7 +44,7 @@ pub fn conv2d_forward(
     let baseline = route == Route::Baseline;
     let per_group = PackedA::len(kern, plan.cout_g, plan.k_g);
     let slot_count = image_slots(shape.n, rayon::current_num_threads());
-    let direct = (route == Route::Direct).then(|| DirectInput::new(shape, &plan));
+    let direct = (route == Route::Direct).then(|| DirectInput::for_forward(shape, &plan));
     let broadcast = (route == Route::Broadcast).then(|| Broadcast::new(shape, &plan));
     let col_len = if baseline {
         plan.col_len()

@@ -269,6 +269,16 @@ fn small_channel_direct_path_matches_reference() {
             shape([1, 2, 5, 16], [5, 2, 2, 1], Conv2dParams::default()),
             true,
         ),
+        // Rows of whole vectors: the forward pass reads the padded image, the weight
+        // gradient shifted copies.
+        (
+            shape(
+                [2, 3, 9, 32],
+                [6, 3, 3, 3],
+                Conv2dParams::default().with_padding(1),
+            ),
+            true,
+        ),
     ] {
         matches_reference(&s, bias, 13).unwrap_or_else(|e| panic!("{e}"));
     }
