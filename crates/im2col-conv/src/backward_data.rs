@@ -7,6 +7,7 @@ use crate::direct::Padded;
 use crate::forward::runs_direct;
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
+use crate::lane_grad::{self, LaneGrad};
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks, for_images, image_slots};
 use crate::scatter::Scatter;
@@ -39,6 +40,9 @@ pub fn conv2d_backward_data(
     assert_len(OP, "grad_input", grad_input.len(), shape.input_len());
     let baseline = Backend::selected() == Backend::MatrixMultiply;
     let plan = Plan::new(shape);
+    if !baseline && LaneGrad::applies(shape, &plan) {
+        return lane_grad::run(shape, &plan, grad_output, weight, grad_input, ws);
+    }
     if !baseline && let Some(rotated) = Rotated::of(shape) {
         return rotated.run(shape, grad_output, weight, grad_input, ws);
     }

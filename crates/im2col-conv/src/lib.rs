@@ -111,6 +111,7 @@ mod forward;
 mod gemm;
 mod im2col;
 pub mod kernels;
+mod lane_grad;
 mod matmul;
 mod params;
 mod plan;

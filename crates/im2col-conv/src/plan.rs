@@ -162,7 +162,8 @@ pub(crate) fn for_images<F>(
     F: Fn(&[f32], &mut [f32], &mut [f32], Par) + Sync,
 {
     let threads = rayon::current_num_threads();
-    let n = dst.len() / dst_img.max(1);
+    // A short last image (a ragged group of images) counts as one.
+    let n = dst.len().div_ceil(dst_img.max(1));
     if enough_tasks(n, threads) {
         let per = n.div_ceil(threads);
         dst.par_chunks_mut(per * dst_img)

@@ -229,6 +229,10 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // a batch.
         shape([1, 16, 20, 20], [32, 16, 3, 3], pad.with_padding(2)),
         shape([3, 16, 20, 20], [40, 16, 3, 3], pad.with_padding(2)),
+        // Backward-data with the images in the lanes: one group (its rows split across the
+        // threads), and groups in parallel with a short last one.
+        shape([16, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
+        shape([40, 6, 8, 8], [8, 6, 3, 3], pad),
         // Backward-data by scatter: one image of two channel blocks (split across threads),
         // and a batch split either way.
         shape([1, 80, 9, 9], [32, 80, 3, 3], pad.with_stride(2)),
@@ -281,6 +285,39 @@ fn small_channel_direct_path_matches_reference() {
         ),
     ] {
         matches_reference(&s, bias, 13).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn lane_backward_data_matches_reference() {
+    // Backward-data with a group of images in the vector lanes (16 at AVX-512, 8 at AVX2):
+    // short last groups, one to three channel tiles, kernels reaching past a small image on
+    // either axis, unequal padding, a kernel taller than wide.
+    for s in [
+        shape([20, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
+        shape(
+            [16, 12, 8, 8],
+            [10, 12, 3, 3],
+            Conv2dParams::default().with_padding(1),
+        ),
+        shape(
+            [9, 2, 7, 9],
+            [5, 2, 3, 3],
+            Conv2dParams {
+                padding: [0, 2],
+                ..Conv2dParams::default()
+            },
+        ),
+        shape(
+            [17, 18, 10, 6],
+            [4, 18, 5, 3],
+            Conv2dParams {
+                padding: [1, 0],
+                ..Conv2dParams::default()
+            },
+        ),
+    ] {
+        matches_reference(&s, false, 41).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -424,7 +461,7 @@ fn one_workspace_serves_shapes_in_any_order() {
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
     // Every shape is in the order, or the final pass below would meet new sizes.
-    let order = [5, 0, 3, 14, 1, 9, 12, 11, 4, 15, 2, 10, 6, 13, 8, 7];
+    let order = [5, 0, 3, 14, 16, 1, 9, 12, 11, 4, 15, 2, 17, 10, 6, 13, 8, 7];
     let mut all = order.to_vec();
     all.sort_unstable();
     assert_eq!(

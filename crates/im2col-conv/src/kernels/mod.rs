@@ -49,6 +49,18 @@ pub(crate) struct TilePixels<'a> {
 /// An entry of a level's broadcast tile table: weight vectors per tap, and pixels (or taps).
 type TileEntry = (usize, usize);
 
+/// Input pixels along a row per tile of the lane kernel ([`Kernel::lane_row`]).
+pub(crate) const LANE_PIXELS: usize = 4;
+
+/// The lane kernel's tile (see [`Kernel::lane_row`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LaneTile {
+    /// Images per vector.
+    pub(crate) images: usize,
+    /// Input channels per call.
+    pub(crate) channels: usize,
+}
+
 /// One of a level's broadcast-kernel tiles (see [`Kernel::broadcast_tiles`]): output channels
 /// per call and output pixels, and which instantiation computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +288,96 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(x86_64::AVX512_DIRECT_CO),
             _ => None,
+        }
+    }
+
+    /// The lane kernel's tile: images per vector and input channels per call
+    /// ([`Kernel::lane_row`]). `None` at the scalar level.
+    pub(crate) fn lane_tile(self) -> Option<LaneTile> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(LaneTile {
+                images: 8,
+                channels: x86_64::AVX2_LANE_CHANNELS,
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(LaneTile {
+                images: 16,
+                channels: x86_64::AVX512_LANE_CHANNELS,
+            }),
+            _ => None,
+        }
+    }
+
+    /// One row `ih` of a stride-1 convolution's input gradient for input channels
+    /// `ci0..ci0 + channels`, with the images of a group in the vector lanes:
+    /// `dxt[(c * in_w4 + iw) * L + l] = sum_{co, ki, kj} w[co][ci0 + c][ki][kj] *
+    /// dyt[((co * out_h + oh) * cols + left + ow) * L + l]` for `oh = ih + ph - ki` and
+    /// `ow = iw + pw - kj` inside the output, where `L` is [`LaneTile::images`] and `in_w4`
+    /// the input width rounded up to [`LANE_PIXELS`]. `dyt` is the output gradient
+    /// transposed to pixel-major, with `left` zero columns before each row and at least 3
+    /// after (`cols >= left + out_w + 3`, `left >= min(kw - 1, 3)`). `dims` is `[cin, kh,
+    /// kw]`, `out` `[cout, out_h, out_w]`. Pixels past `in_w` in the last tile are written
+    /// with values of no meaning.
+    ///
+    /// # Panics
+    /// At the scalar level, if `channels` is not in `1..=` [`LaneTile::channels`], the
+    /// geometry is inconsistent or a slice is shorter than it needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lane_row(
+        self,
+        dyt: &[f32],
+        [cols, left]: [usize; 2],
+        out: [usize; 3],
+        w: &[f32],
+        dims: [usize; 3],
+        pad: [usize; 2],
+        [ci0, channels]: [usize; 2],
+        [ih, in_w]: [usize; 2],
+        dxt: &mut [f32],
+    ) {
+        let tile = self
+            .lane_tile()
+            .expect("lane_row: the scalar level has no lane kernel");
+        let ([cout, out_h, out_w], [cin, kh, kw]) = (out, dims);
+        assert!(
+            (1..=tile.channels).contains(&channels)
+                && ci0 + channels <= cin
+                && kh >= 1
+                && kw >= 1
+                && left >= (kw - 1).min(3)
+                && cols >= out_w + left + 3
+                && dyt.len() >= cout * out_h * cols * tile.images
+                && w.len() >= cout * cin * kh * kw
+                && dxt.len() >= channels * in_w.next_multiple_of(LANE_PIXELS) * tile.images,
+            "lane_row: the slices or the geometry do not fit"
+        );
+        #[cfg(target_arch = "x86_64")]
+        let call = x86_64::LaneRow {
+            dyt: dyt.as_ptr(),
+            cols,
+            left,
+            out,
+            w: w.as_ptr(),
+            dims,
+            pad,
+            ci0,
+            channels,
+            ih,
+            in_w,
+            dxt: dxt.as_mut_ptr(),
+        };
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion gives every extent
+            // `lanes_body` reads and writes, the column margins it relies on and a channel
+            // count inside its tile. The zero columns are the caller's promise (their values
+            // only reach outputs outside a pixel's reach, never memory safety).
+            Isa::Avx2Fma => unsafe { x86_64::lanes_avx2(call) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe { x86_64::lanes_avx512(call) },
+            _ => unreachable!("lane_tile returned Some"),
         }
     }
 

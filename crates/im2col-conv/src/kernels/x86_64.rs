@@ -2,7 +2,8 @@
 //! (`ymm`, 6 x 16 tile) and AVX-512F (`zmm`, 8 x 32 tile) under `#[target_feature]` wrappers.
 //! Only the dispatcher in `kernels` calls them, after checking the CPU and the slice lengths.
 //! Also here: row copies for implicit im2col packing and an 8 x 8 transposing pack; the direct
-//! kernels for few-channel layers live in `direct`.
+//! kernels for few-channel layers live in `direct`, the backward-data kernel with images in
+//! the lanes in `lanes`.
 //!
 //! Tile sizes: an FMA has 4 cycles of latency on two pipes, so at least 8 independent
 //! accumulators must be in flight. The AVX2 tile keeps 12 `ymm` accumulators (of 16 registers);
@@ -12,6 +13,7 @@
 
 mod broadcast;
 mod direct;
+mod lanes;
 
 pub(crate) use broadcast::{
     AVX2_GRAD_TILES, AVX2_TILES, AVX512_GRAD_TILES, AVX512_TILES, BcastGeom, bcast_avx2,
@@ -20,6 +22,9 @@ pub(crate) use broadcast::{
 pub(crate) use direct::{
     AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, RowCall, WgradGeom, direct_avx2,
     direct_avx512, wgrad_avx2, wgrad_avx512,
+};
+pub(crate) use lanes::{
+    AVX2_LANE_CHANNELS, AVX512_LANE_CHANNELS, LaneRow, lanes_avx2, lanes_avx512,
 };
 use std::arch::x86_64::*;
 
