@@ -7,8 +7,8 @@
 //! input) is a forward pass over the gradient padded by 4, and of its multiply-adds only 58%
 //! read real values (the padding columns every row reads, the rows a pair shares, the 2 of 16
 //! lanes a 14-wide row leaves). With the images in the lanes every lane is real, each row
-//! reads only the kernel rows that reach the gradient, and each tile of 4 pixels only the
-//! columns its pixels reach: 78% of its multiply-adds are real.
+//! reads only the kernel rows that reach the gradient, and each tile of 4 (or, at a row's
+//! ends, 2) pixels only the columns its pixels reach: 89% of its multiply-adds are real.
 
 use crate::kernels::{Kernel, LANE_PIXELS, LaneTile};
 use crate::plan::{Par, Plan, for_chunks};
@@ -48,11 +48,12 @@ impl LaneGrad {
     /// gradient's edge (the rotated forward pads it by `kw - 1 - pw`), or its rows are at
     /// most [`NARROW_ROW`] wide.
     ///
-    /// Measured at one thread against the route it replaces: `lenet.c2` 62 -> 80.5 GFLOP/s
-    /// (AVX2: 62 -> 70); 8x8 and 10x10 images with 6 to 18 channels 2-3.6x; 14x14 with 12
-    /// and 18 channels and 5x5 kernels 1.3-1.4x; a 28x28 6-channel 5x5 layer 1.13x. It
-    /// loses, and does not apply, with 3x3 kernels on rows 14 to 16 wide (5-7%) and with
-    /// 1 or 3 input channels (1.05-2.2x: the tile's channels run empty).
+    /// Measured at one thread against the route it replaces: `lenet.c2` 62 -> 90.5 GFLOP/s
+    /// (AVX2: 62 -> 70); 8x8 and 10x10 images with 6 to 18 channels 2.5-3.4x; 14x14 with 12
+    /// and 18 channels and 5x5 kernels 1.5-1.7x; a 28x28 6-channel 5x5 layer 1.17x. It
+    /// lost (with tiles of 4 pixels only), and does not apply, with 3x3 kernels on rows 14
+    /// to 16 wide (5-7%) and with 1 or 3 input channels (1.05-2.2x: the tile's channels run
+    /// empty).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
         let q = &s.params;
         let Some(tile) = p.kernel.lane_tile() else {
