@@ -14,8 +14,8 @@ use crate::kernels::{Kernel, LANE_PIXELS, LaneTile};
 use crate::plan::{Par, Plan, for_chunks};
 use crate::{Conv2dShape, ConvWorkspace};
 
-/// Largest image side: beyond it a row kernel's padding is a small share of its rows, and
-/// the transposes would cost more than the zeros the lanes save.
+/// Largest image side the route takes: it was measured on images up to 28 x 28; larger ones,
+/// whose rows the padding wastes less of, stay with the row kernels.
 const MAX_SIDE: usize = 32;
 
 /// Columns past the gradient's edge a kernel must reach for the lanes to pay (see
@@ -74,7 +74,10 @@ impl LaneGrad {
     /// The geometry of `s` (which [`LaneGrad::applies`] to).
     pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
         let tile = p.kernel.lane_tile().expect("lane route needs a SIMD level");
-        let left = (s.kw - 1).min(3);
+        // A tile's pixels reach at most `LANE_PIXELS - 1` columns before the row's first and
+        // after its last (see `Kernel::lane_row`).
+        let reach = LANE_PIXELS - 1;
+        let left = (s.kw - 1).min(reach);
         Self {
             tile,
             cin: s.cin,
@@ -83,7 +86,7 @@ impl LaneGrad {
             out_hw: [s.out_h(), s.out_w()],
             kernel: [s.kh, s.kw],
             pad: s.params.padding,
-            cols: left + s.out_w() + 3,
+            cols: left + s.out_w() + reach,
             left,
         }
     }
