@@ -5,6 +5,7 @@
 
 use crate::broadcast::Broadcast;
 use crate::direct::{DirectInput, Padded};
+use crate::fft_conv::{self, FftConv};
 use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_prepacked, pack_b};
 use crate::im2col::Taps;
 use crate::params::assert_len;
@@ -37,6 +38,9 @@ pub fn conv2d_forward(
     }
     assert_len(OP, "output", output.len(), shape.output_len());
     let plan = Plan::new(shape);
+    if Backend::selected() != Backend::MatrixMultiply && FftConv::applies(shape, &plan) {
+        return fft_conv::run(shape, &plan, input, weight, bias, output, ws);
+    }
     let groups = shape.params.groups;
     let kern = plan.kernel;
     let kb = KBlocks::new(plan.k_g, if plan.pointwise { 1 } else { plan.taps });

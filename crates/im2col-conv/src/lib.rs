@@ -107,6 +107,7 @@ mod broadcast;
 mod broadcast_weight;
 mod direct;
 mod error;
+mod fft_conv;
 mod forward;
 mod gemm;
 mod im2col;

@@ -229,6 +229,10 @@ fn determinism_shapes() -> Vec<Conv2dShape> {
         // a batch.
         shape([1, 16, 20, 20], [32, 16, 3, 3], pad.with_padding(2)),
         shape([3, 16, 20, 20], [40, 16, 3, 3], pad.with_padding(2)),
+        // The forward pass by FFT: one group (its planes and tiles split across the
+        // threads), and groups in parallel with a short last one.
+        shape([16, 6, 12, 12], [16, 6, 5, 5], pad.with_padding(2)),
+        shape([37, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
         // Backward-data with the images in the lanes: one group (its rows split across the
         // threads), and groups in parallel with a short last one.
         shape([16, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
@@ -285,6 +289,35 @@ fn small_channel_direct_path_matches_reference() {
         ),
     ] {
         matches_reference(&s, bias, 13).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn fft_forward_matches_reference() {
+    // The forward pass by FFT (16 images a group at AVX-512, 8 at AVX2): short last groups,
+    // output channels that leave a tile ragged, padding that fills the 16 x 16 plane on
+    // either axis, kernels wider than tall, bias.
+    for s in [
+        shape([20, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
+        shape(
+            [17, 3, 12, 10],
+            [5, 3, 5, 5],
+            Conv2dParams {
+                padding: [2, 3],
+                ..Conv2dParams::default()
+            },
+        ),
+        shape(
+            [9, 4, 12, 12],
+            [12, 4, 5, 7],
+            Conv2dParams {
+                padding: [2, 1],
+                ..Conv2dParams::default()
+            },
+        ),
+        shape([16, 2, 16, 16], [8, 2, 6, 5], Conv2dParams::default()),
+    ] {
+        matches_reference(&s, true, 43).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
@@ -461,7 +494,9 @@ fn one_workspace_serves_shapes_in_any_order() {
     let mut ws = ConvWorkspace::new();
     // Largest last, then back to the small ones: every buffer is reused at another size.
     // Every shape is in the order, or the final pass below would meet new sizes.
-    let order = [5, 0, 3, 14, 16, 1, 9, 12, 11, 4, 15, 2, 17, 10, 6, 13, 8, 7];
+    let order = [
+        5, 0, 3, 14, 16, 1, 18, 9, 12, 11, 4, 15, 2, 17, 10, 6, 19, 13, 8, 7,
+    ];
     let mut all = order.to_vec();
     all.sort_unstable();
     assert_eq!(

@@ -49,6 +49,11 @@ pub(crate) struct TilePixels<'a> {
 /// An entry of a level's broadcast tile table: weight vectors per tap, and pixels (or taps).
 type TileEntry = (usize, usize);
 
+/// Side of the FFT convolution's planes ([`Kernel::fft_spectrum`]).
+pub(crate) const FFT_SIZE: usize = 16;
+/// Columns of bins a spectrum keeps of a real plane (the others are their conjugates).
+pub(crate) const FFT_COLS: usize = FFT_SIZE / 2 + 1;
+
 /// Input pixels along a row per tile of the lane kernel ([`Kernel::lane_row`]).
 pub(crate) const LANE_PIXELS: usize = 4;
 
@@ -378,6 +383,146 @@ impl Kernel {
             // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
             Isa::Avx512 => unsafe { x86_64::lanes_avx512(call) },
             _ => unreachable!("lane_tile returned Some"),
+        }
+    }
+
+    /// The FFT convolution's tile: images per vector and output channels per call of
+    /// [`Kernel::fft_products`]. `None` at the scalar level.
+    pub(crate) fn fft_tile(self) -> Option<LaneTile> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => Some(LaneTile {
+                images: 8,
+                channels: x86_64::AVX2_FFT_CHANNELS,
+            }),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(LaneTile {
+                images: 16,
+                channels: x86_64::AVX512_FFT_CHANNELS,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Floats of one spectrum (a plane's bins, a lane per image): `16 * 9 * 2 * L`.
+    pub(crate) fn fft_spectrum_len(self) -> usize {
+        self.fft_tile()
+            .map_or(0, |t| FFT_SIZE * FFT_COLS * 2 * t.images)
+    }
+
+    /// The 2D DFT of a real `16 x 16` plane of a vector of images (`src[(r * 16 + c) * L +
+    /// l]`) whose rows outside `rows` are zero (and not read): bin `(r, c)`, `c < 9`, at
+    /// `dst[((r * 9 + c) * 2 + part) * L + l]`, `part` 0 real, 1 imaginary.
+    ///
+    /// # Panics
+    /// At the scalar level, if `rows` is not a range inside the plane, or a slice is short.
+    pub(crate) fn fft_spectrum(self, src: &[f32], [r0, r1]: [usize; 2], dst: &mut [f32]) {
+        let tile = self
+            .fft_tile()
+            .expect("fft_spectrum: the scalar level has no FFT kernels");
+        assert!(
+            r0 <= r1
+                && r1 <= FFT_SIZE
+                && src.len() >= FFT_SIZE * FFT_SIZE * tile.images
+                && dst.len() >= self.fft_spectrum_len(),
+            "fft_spectrum: the rows or the slices do not fit"
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion gives the rows inside
+            // the plane and both extents.
+            Isa::Avx2Fma => unsafe {
+                x86_64::spectrum_avx2(src.as_ptr(), [r0, r1], dst.as_mut_ptr())
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::spectrum_avx512(src.as_ptr(), [r0, r1], dst.as_mut_ptr())
+            },
+            _ => unreachable!("fft_tile returned Some"),
+        }
+    }
+
+    /// The spectra of output channels `co0..co0 + count` of a correlation: for every bin,
+    /// `y[co] = sum_ci x[ci] * conj(w[co0 + co][ci])`, summed over `ci` in order, where `x`
+    /// holds `cin` spectra (see [`Kernel::fft_spectrum`]) and `w` the spectra of the layer's
+    /// kernels `k = co * cin + ci` in lanes (kernel `k` in lane `k % L` of spectrum `k /
+    /// L`); `y` receives `count` spectra.
+    ///
+    /// # Panics
+    /// At the scalar level, if `count` is not in `1..=` [`LaneTile::channels`] of
+    /// [`Kernel::fft_tile`], or a slice is short.
+    pub(crate) fn fft_products(
+        self,
+        x: &[f32],
+        cin: usize,
+        w: &[f32],
+        [co0, count]: [usize; 2],
+        y: &mut [f32],
+    ) {
+        let tile = self
+            .fft_tile()
+            .expect("fft_products: the scalar level has no FFT kernels");
+        let spec = self.fft_spectrum_len();
+        let kernels = (co0 + count) * cin;
+        assert!(
+            (1..=tile.channels).contains(&count)
+                && x.len() >= cin * spec
+                && w.len() >= kernels.div_ceil(tile.images) * spec
+                && y.len() >= count * spec,
+            "fft_products: the slices or the channels do not fit"
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the spectra
+            // read and written and the tile's channels.
+            Isa::Avx2Fma => unsafe {
+                x86_64::products_avx2(x.as_ptr(), cin, w.as_ptr(), [co0, count], y.as_mut_ptr())
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::products_avx512(x.as_ptr(), cin, w.as_ptr(), [co0, count], y.as_mut_ptr())
+            },
+            _ => unreachable!("fft_tile returned Some"),
+        }
+    }
+
+    /// The inverse 2D DFT of spectrum `spec` (which it overwrites), divided by 256, plus
+    /// `bias`, at rows `< out_h` and columns `< out_w`: `dst[(r * out_w + c) * L + l]`.
+    ///
+    /// # Panics
+    /// At the scalar level, if the output is larger than the plane, or a slice is short.
+    pub(crate) fn fft_inverse(
+        self,
+        spec: &mut [f32],
+        [out_h, out_w]: [usize; 2],
+        bias: f32,
+        dst: &mut [f32],
+    ) {
+        let tile = self
+            .fft_tile()
+            .expect("fft_inverse: the scalar level has no FFT kernels");
+        assert!(
+            out_h <= FFT_SIZE
+                && out_w <= FFT_SIZE
+                && spec.len() >= self.fft_spectrum_len()
+                && dst.len() >= out_h * out_w * tile.images,
+            "fft_inverse: the output or the slices do not fit"
+        );
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Kernel::new` checked AVX2 and FMA; the assertion bounds the output
+            // and both extents.
+            Isa::Avx2Fma => unsafe {
+                x86_64::inverse_avx2(spec.as_mut_ptr(), [out_h, out_w], bias, dst.as_mut_ptr())
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, with AVX-512F checked by `Kernel::new`.
+            Isa::Avx512 => unsafe {
+                x86_64::inverse_avx512(spec.as_mut_ptr(), [out_h, out_w], bias, dst.as_mut_ptr())
+            },
+            _ => unreachable!("fft_tile returned Some"),
         }
     }
 

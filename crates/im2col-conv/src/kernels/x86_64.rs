@@ -3,7 +3,7 @@
 //! Only the dispatcher in `kernels` calls them, after checking the CPU and the slice lengths.
 //! Also here: row copies for implicit im2col packing and an 8 x 8 transposing pack; the direct
 //! kernels for few-channel layers live in `direct`, the backward-data kernel with images in
-//! the lanes in `lanes`.
+//! the lanes in `lanes`, the FFT convolution's in `fft`.
 //!
 //! Tile sizes: an FMA has 4 cycles of latency on two pipes, so at least 8 independent
 //! accumulators must be in flight. The AVX2 tile keeps 12 `ymm` accumulators (of 16 registers);
@@ -13,6 +13,7 @@
 
 mod broadcast;
 mod direct;
+mod fft;
 mod lanes;
 
 pub(crate) use broadcast::{
@@ -22,6 +23,10 @@ pub(crate) use broadcast::{
 pub(crate) use direct::{
     AVX2_DIRECT_CO, AVX2_WGRAD, AVX512_DIRECT_CO, AVX512_WGRAD, RowCall, WgradGeom, direct_avx2,
     direct_avx512, wgrad_avx2, wgrad_avx512,
+};
+pub(crate) use fft::{
+    AVX2_FFT_CHANNELS, AVX512_FFT_CHANNELS, inverse_avx2, inverse_avx512, products_avx2,
+    products_avx512, spectrum_avx2, spectrum_avx512,
 };
 pub(crate) use lanes::{
     AVX2_LANE_CHANNELS, AVX512_LANE_CHANNELS, LaneRow, lanes_avx2, lanes_avx512,
@@ -55,8 +60,12 @@ trait Vector: Copy {
     /// The sum of the lanes, in a fixed order.
     unsafe fn hsum(self) -> f32;
     unsafe fn add(self, o: Self) -> Self;
+    unsafe fn sub(self, o: Self) -> Self;
+    unsafe fn mul(self, o: Self) -> Self;
     /// `self * b + c`, one rounding.
     unsafe fn fma(self, b: Self, c: Self) -> Self;
+    /// `c - self * b`, one rounding.
+    unsafe fn fnma(self, b: Self, c: Self) -> Self;
 }
 
 #[derive(Clone, Copy)]
@@ -122,9 +131,24 @@ impl Vector for Ymm {
         Ymm(unsafe { _mm256_add_ps(self.0, o.0) })
     }
     #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: as in `zero`.
+        Ymm(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: as in `zero`.
+        Ymm(unsafe { _mm256_mul_ps(self.0, o.0) })
+    }
+    #[inline(always)]
     unsafe fn fma(self, b: Self, c: Self) -> Self {
         // SAFETY: the caller runs on a CPU with FMA (trait contract).
         Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn fnma(self, b: Self, c: Self) -> Self {
+        // SAFETY: as in `fma`.
+        Ymm(unsafe { _mm256_fnmadd_ps(self.0, b.0, c.0) })
     }
 }
 
@@ -175,9 +199,24 @@ impl Vector for Zmm {
         Zmm(unsafe { _mm512_add_ps(self.0, o.0) })
     }
     #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: as in `zero`.
+        Zmm(unsafe { _mm512_sub_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        // SAFETY: as in `zero`.
+        Zmm(unsafe { _mm512_mul_ps(self.0, o.0) })
+    }
+    #[inline(always)]
     unsafe fn fma(self, b: Self, c: Self) -> Self {
         // SAFETY: as in `zero`.
         Zmm(unsafe { _mm512_fmadd_ps(self.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn fnma(self, b: Self, c: Self) -> Self {
+        // SAFETY: as in `zero`.
+        Zmm(unsafe { _mm512_fnmadd_ps(self.0, b.0, c.0) })
     }
 }
 
