@@ -349,7 +349,7 @@ unsafe fn inverse_body<V: Vector>(
             fft16(&mut v);
             // A fixed-length loop with a test per column, not one of `out_w` columns: with
             // a bound known only at run time the transform's results went through the stack
-            // (`lenet.c2`'s inverse transforms 50 -> 61 us for 64 images).
+            // (`lenet.c2` forward 168 GFLOP/s at one thread, against 180.5 with the test).
             for (c, x) in v.iter().enumerate() {
                 if c < out_w {
                     x.re.fma(scale, bias)
