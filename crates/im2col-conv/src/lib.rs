@@ -21,6 +21,10 @@
 //! (see [`kernels`]), with the packing shaped by the convolution, and direct kernels where
 //! the shape lets them skip packing altogether. Each pass picks its route per shape:
 //! * forward:
+//!   - by FFT, for small images (padded to at most 16 x 16) and kernels of 5 x 5 or more
+//!     where the direct convolution would cost clearly more (`lenet.c2`): 16 x 16 spectra
+//!     of a group of images, one image per vector lane, products summed over the input
+//!     channels, inverse transforms;
 //!   - the direct row kernel (vectorised over the output width, `NR` outputs at a time, a
 //!     block of output channels and all their rows per call) when
 //!     the output rows fill its vectors exactly (a multiple of `NR` wide, or `NR / 2` wide
@@ -35,7 +39,10 @@
 //!     column panels are packed straight from the input, `NR` output pixels wide, in the
 //!     layout the micro-kernel reads (no whole im2col matrix); the bias seeds the output
 //!     tile;
-//! * backward-data: for stride 1 with enough input channels (64, or 16 where the result
+//! * backward-data: for stride 1, small images, 6 to 18 input channels and kernels that
+//!   reach far past the gradient's edge (or rows at most 10 wide), a gather with a group of
+//!   images in the vector lanes, which multiplies no padding; otherwise, for stride 1 with
+//!   enough input channels (64, or 16 where the result
 //!   runs on a direct kernel), the forward pass of `dY` by the rotated, transposed weights,
 //!   which needs no column matrix; for other layers with a stride above 1 or padding other
 //!   than half the kernel's reach (one group, at least 16 input and 32 output channels), by
@@ -44,7 +51,8 @@
 //!   column matrix, no col2im); otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed once)
 //!   then col2im;
 //! * backward-weight: the direct kernel (sums over the output width and a group of images
-//!   in registers, then across lanes) for few input channels (`cin * kh * kw <= 75`); the
+//!   in registers, then across lanes) for few input channels (`cin * kh * kw <= 75`; with
+//!   kernels 2 or 3 wide, over whole planes of shifted copies); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
 //!   channel, small images several per call) for other deep layers; otherwise
 //!   `dW_g += dY_g x col_g^T`, both operands packed
