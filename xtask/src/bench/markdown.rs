@@ -216,7 +216,9 @@ fn conv_section(w: &mut String, conv: &ConvResults, peers: &Peers) {
     let _ = writeln!(
         w,
         "Median over {} interleaved round(s) of each round's median call. PyTorch: oneDNN, {}. \
-         Ratio = Ganglion's GFLOP/s over PyTorch's.\n",
+         Ratio = Ganglion's GFLOP/s over PyTorch's. GFLOP/s count a direct convolution's \
+         multiply-adds (2 N Cout OH OW Cin K^2 per pass), whatever the route: one that does \
+         fewer, as the forward pass by FFT, can pass the FMA peak.\n",
         conv.rounds,
         peers::SOURCE
     );
