@@ -76,11 +76,7 @@ impl Padded {
     /// What every direct kernel needs: a SIMD level, one group, stride and dilation 1, and a
     /// kernel larger than 1x1 (pointwise layers need no columns as GEMM).
     fn geometry_fits(s: &Conv2dShape, p: &Plan) -> bool {
-        p.kernel.direct_channels().is_some()
-            && s.params.groups == 1
-            && s.params.stride == [1, 1]
-            && s.params.dilation == [1, 1]
-            && !p.pointwise
+        p.kernel.direct_channels().is_some() && s.unit_stride_one_group() && !p.pointwise
     }
 
     pub(crate) fn new(s: &Conv2dShape) -> Self {

@@ -9,8 +9,8 @@
 //! transforms of 16 x 16, about half the work. The sums are those of a convolution computed
 //! in another order, within a few units in the last place of the output's magnitude.
 
-use crate::kernels::{FFT_SIZE, Kernel, LaneTile};
-use crate::plan::{Par, Plan, for_chunk_pairs, for_chunks, for_images, image_slots};
+use crate::kernels::{FFT_COLS, FFT_SIZE, Kernel, LaneTile};
+use crate::plan::{Par, Plan, for_chunk_pairs, for_chunks, for_images, group_slots};
 use crate::{Conv2dShape, ConvWorkspace};
 
 /// Smallest kernel side the FFT route takes: with 3 x 3 kernels the direct kernels' 9
@@ -28,7 +28,8 @@ pub(crate) struct FftConv {
     in_hw: [usize; 2],
     out_hw: [usize; 2],
     pad: [usize; 2],
-    taps: usize,
+    /// `[kh, kw]`.
+    kernel: [usize; 2],
 }
 
 impl FftConv {
@@ -41,9 +42,7 @@ impl FftConv {
         let Some(tile) = p.kernel.fft_tile() else {
             return false;
         };
-        q.stride == [1, 1]
-            && q.dilation == [1, 1]
-            && q.groups == 1
+        s.unit_stride_one_group()
             && s.n >= tile.images
             && s.h + 2 * q.padding[0] <= FFT_SIZE
             && s.w + 2 * q.padding[1] <= FFT_SIZE
@@ -62,7 +61,7 @@ impl FftConv {
     fn pays(s: &Conv2dShape) -> bool {
         let kernels = s.cin * s.cout;
         let direct = kernels * s.out_h() * s.out_w() * s.kh * s.kw * 20 / 17;
-        let fft = kernels * 4 * FFT_SIZE * (FFT_SIZE / 2 + 1) + s.cin * 4000 + s.cout * 2900;
+        let fft = kernels * 4 * FFT_SIZE * FFT_COLS + s.cin * 4000 + s.cout * 2900;
         2 * direct > 3 * fft
     }
 
@@ -77,7 +76,7 @@ impl FftConv {
             in_hw: [s.h, s.w],
             out_hw: [s.out_h(), s.out_w()],
             pad: s.params.padding,
-            taps: s.kh * s.kw,
+            kernel: [s.kh, s.kw],
         }
     }
 
@@ -106,14 +105,9 @@ impl FftConv {
 
     /// The spectra of the layer's kernels (`weight`, `[cout, cin, kh, kw]`) into the head of
     /// `packed`, kernel `co * cin + ci` in lane `k % L` of spectrum `k / L`.
-    pub(crate) fn pack(
-        &self,
-        kern: Kernel,
-        weight: &[f32],
-        [kh, kw]: [usize; 2],
-        packed: &mut [f32],
-    ) {
-        let (l, taps) = (self.tile.images, self.taps);
+    pub(crate) fn pack(&self, kern: Kernel, weight: &[f32], packed: &mut [f32]) {
+        let [kh, kw] = self.kernel;
+        let (l, taps) = (self.tile.images, kh * kw);
         let kernels = self.cout * self.cin;
         let (spectra, planes) =
             packed[..self.packed_len()].split_at_mut(self.kernel_groups() * self.spec);
@@ -219,11 +213,10 @@ pub(crate) fn run(
 ) {
     let fc = FftConv::new(shape, plan);
     let group = fc.tile.images;
-    let groups = shape.n.div_ceil(group);
-    let slot_count = image_slots(groups, rayon::current_num_threads());
+    let slot_count = group_slots(shape.n, group);
     let (packed, slots) = ws.packed_and_slots(fc.packed_len(), slot_count, fc.buf_len(), 0);
     let kern = plan.kernel;
-    fc.pack(kern, weight, [shape.kh, shape.kw], packed);
+    fc.pack(kern, weight, packed);
     let wspec: &[f32] = &packed[..fc.kernel_groups() * fc.spec];
     for_images(
         output,

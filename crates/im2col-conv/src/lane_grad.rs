@@ -11,7 +11,7 @@
 //! ends, 2) pixels only the columns its pixels reach: 89% of its multiply-adds are real.
 
 use crate::kernels::{Kernel, LANE_PIXELS, LaneTile};
-use crate::plan::{Par, Plan, for_chunks};
+use crate::plan::{Par, Plan, for_chunks, for_images, group_slots};
 use crate::{Conv2dShape, ConvWorkspace};
 
 /// Largest image side the route takes: it was measured on images up to 28 x 28; larger ones,
@@ -55,13 +55,10 @@ impl LaneGrad {
     /// to 16 wide (5-7%) and with 1 or 3 input channels (1.05-2.2x: the tile's channels run
     /// empty).
     pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
-        let q = &s.params;
         let Some(tile) = p.kernel.lane_tile() else {
             return false;
         };
-        q.stride == [1, 1]
-            && q.dilation == [1, 1]
-            && q.groups == 1
+        s.unit_stride_one_group()
             && s.kh * s.kw > 1
             && s.h.max(s.w) <= MAX_SIDE
             && s.n >= tile.images
@@ -183,11 +180,9 @@ pub(crate) fn run(
 ) {
     let lg = LaneGrad::new(shape, plan);
     let group = lg.group();
-    let groups = shape.n.div_ceil(group);
-    let slot_count = crate::plan::image_slots(groups, rayon::current_num_threads());
-    let (_, slots) = ws.packed_and_slots(0, slot_count, lg.buf_len(), 0);
+    let (_, slots) = ws.packed_and_slots(0, group_slots(shape.n, group), lg.buf_len(), 0);
     let kern = plan.kernel;
-    crate::plan::for_images(
+    for_images(
         grad_input,
         group * plan.in_img,
         grad_output,

@@ -210,6 +210,14 @@ impl Conv2dShape {
         })
     }
 
+    /// Whether stride and dilation are 1 on both axes and there is one group: every output
+    /// pixel reads a contiguous window of every input channel, what the direct, lane and FFT
+    /// routes need.
+    pub(crate) fn unit_stride_one_group(&self) -> bool {
+        let p = &self.params;
+        p.stride == [1, 1] && p.dilation == [1, 1] && p.groups == 1
+    }
+
     /// Output height.
     pub fn out_h(&self) -> usize {
         let p = &self.params;

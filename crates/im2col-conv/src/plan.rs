@@ -147,6 +147,12 @@ pub(crate) fn image_slots(n: usize, threads: usize) -> usize {
     }
 }
 
+/// Scratch slots a pass over `n` images in groups of `group` needs: [`image_slots`] of the
+/// groups, which [`for_images`] then runs as its units (a short last group counting as one).
+pub(crate) fn group_slots(n: usize, group: usize) -> usize {
+    image_slots(n.div_ceil(group), rayon::current_num_threads())
+}
+
 /// Runs `f(src_img, dst_img, scratch, par)` on every image of `src` (`src_img` floats each) and
 /// `dst` (`dst_img` floats each). With enough images, tasks of whole images run in parallel,
 /// one slot of [`image_slots`] each, and `f` runs `Par::Seq`; otherwise images run one after

@@ -320,8 +320,9 @@ impl Kernel {
     /// dyt[((co * out_h + oh) * cols + left + ow) * L + l]` for `oh = ih + ph - ki` and
     /// `ow = iw + pw - kj` inside the output, where `L` is [`LaneTile::images`] and `in_w4`
     /// the input width rounded up to [`LANE_PIXELS`]. `dyt` is the output gradient
-    /// transposed to pixel-major, with `left` zero columns before each row and at least 3
-    /// after (`cols >= left + out_w + 3`, `left >= min(kw - 1, 3)`). `dims` is `[cin, kh,
+    /// transposed to pixel-major, with `left` zero columns before each row and at least
+    /// `LANE_PIXELS - 1` after (`cols >= left + out_w + LANE_PIXELS - 1`, `left >= min(kw -
+    /// 1, LANE_PIXELS - 1)`: how far a tile's pixels reach past a row's ends). `dims` is `[cin, kh,
     /// kw]`, `out` `[cout, out_h, out_w]`. Pixels past `in_w` in the last tile are written
     /// with values of no meaning.
     ///
@@ -350,8 +351,8 @@ impl Kernel {
                 && ci0 + channels <= cin
                 && kh >= 1
                 && kw >= 1
-                && left >= (kw - 1).min(3)
-                && cols >= out_w + left + 3
+                && left >= (kw - 1).min(LANE_PIXELS - 1)
+                && cols >= out_w + left + LANE_PIXELS - 1
                 && dyt.len() >= cout * out_h * cols * tile.images
                 && w.len() >= cout * cin * kh * kw
                 && dxt.len() >= channels * in_w.next_multiple_of(LANE_PIXELS) * tile.images,

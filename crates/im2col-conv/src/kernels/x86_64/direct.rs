@@ -389,9 +389,9 @@ unsafe fn wgrad_tile<V: Vector, const CO: usize, const T: usize, const MASKED: b
                 let xr = xb.add(oh * g.xw);
                 let dr = db.add(oh * g.out_w);
                 for ow0 in (0..g.out_w).step_by(lanes) {
-                    let n = lanes.min(g.out_w - ow0);
                     // One loop for whole vectors and the row's tail: with the tail in a loop
                     // of its own, the compiler kept the sums on the stack.
+                    let n = lanes.min(g.out_w - ow0);
                     if ahead > 0 {
                         for &at in &co_at {
                             prefetch_l2(dr.wrapping_add(at + ahead * pixels + ow0));

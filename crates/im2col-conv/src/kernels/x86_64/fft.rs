@@ -217,8 +217,8 @@ unsafe fn fft16<V: Vector>(x: &mut [Cplx<V>; 16]) {
 
 /// The spectrum of one real 16 x 16 plane (`src[(r * 16 + c) * LANES]`) whose rows outside
 /// `rows` are zero (they are not read), into `dst`. Whole rows of 16 are read, so that every
-/// loop has a fixed length: with the plane's width and place as bounds, the transforms ran
-/// at half the speed.
+/// loop has a fixed length: a first version, with the plane's width and place as the loops'
+/// bounds, ran `lenet.c2` forward at 148 GFLOP/s at one thread, against 166 with this one.
 ///
 /// # Safety
 /// The CPU has `V`'s features; `rows[0] <= rows[1] <= 16`; `src` is readable for `16 * 16 *

@@ -52,18 +52,16 @@ pub(crate) struct LaneRow {
 ///
 /// # Safety
 /// The CPU has `V`'s features; `dyt` is readable for `cout * out_h * cols * LANES` floats
-/// with `cols >= out_w + left + 3` and `left >= min(kw - 1, 3)`, its columns `< left` and
-/// `>= left + out_w` zero; `w` readable for `cout * cin * kh * kw` floats; `1 <= channels <=
-/// CB`, `ci0 + channels <= cin`; `dxt` writable for `channels * in_w.next_multiple_of(4) *
-/// LANES` floats.
+/// with `cols >= out_w + left + LANE_PIXELS - 1` and `left >= min(kw - 1, LANE_PIXELS - 1)`,
+/// its columns `< left` and `>= left + out_w` zero; `w` readable for `cout * cin * kh * kw`
+/// floats; `1 <= channels <= CB`, `ci0 + channels <= cin`; `dxt` writable for `channels *
+/// in_w.next_multiple_of(LANE_PIXELS) * LANES` floats.
 #[inline(always)]
 unsafe fn lanes_body<V: Vector, const CB: usize>(call: LaneRow) {
-    let [_, _, out_w] = call.out;
-    let [_, _, kw] = call.dims;
-    let pw = call.pad[1];
-    // The kernel columns a tile of `p` pixels from `iw0` reaches: `ow = iw + pw - kj` in
-    // `0..out_w` for some `iw` of the tile.
-    let reach = |iw0: usize, p: usize| kw.min(iw0 + pw + p) - (iw0 + pw + 1).saturating_sub(out_w);
+    let reach = |iw0: usize, p: usize| {
+        let [j0, j1] = tile_cols(&call, iw0, p);
+        j1 - j0
+    };
     // SAFETY: forwarded from this function's contract; each tile starts below `in_w`, and
     // one of 2 pixels ends at most at `in_w` rounded up to 2.
     unsafe {
@@ -86,6 +84,14 @@ unsafe fn lanes_body<V: Vector, const CB: usize>(call: LaneRow) {
     }
 }
 
+/// The kernel columns `j0..j1` a tile of `p` pixels from `iw0` reaches: `ow = iw + pw - kj`
+/// in `0..out_w` for some pixel `iw` of the tile.
+#[inline(always)]
+fn tile_cols(call: &LaneRow, iw0: usize, p: usize) -> [usize; 2] {
+    let ([_, _, out_w], [_, _, kw], pw) = (call.out, call.dims, call.pad[1]);
+    [(iw0 + pw + 1).saturating_sub(out_w), kw.min(iw0 + pw + p)]
+}
+
 /// One tile of [`lanes_body`]: `P` pixels of the row from `iw0`, for every channel of the
 /// call.
 ///
@@ -97,7 +103,7 @@ unsafe fn lanes_tile<V: Vector, const CB: usize, const P: usize>(call: LaneRow, 
         dyt,
         cols,
         left,
-        out: [cout, out_h, out_w],
+        out: [cout, out_h, _],
         w,
         dims: [cin, kh, kw],
         pad: [ph, pw],
@@ -112,8 +118,7 @@ unsafe fn lanes_tile<V: Vector, const CB: usize, const P: usize>(call: LaneRow, 
     let row_len = in_w.next_multiple_of(LANE_PIXELS) * lanes;
     // Kernel rows reaching a real output row: `oh = ih + ph - ki` in `0..out_h`.
     let (k0, k1) = ((ih + ph + 1).saturating_sub(out_h), kh.min(ih + ph + 1));
-    // Kernel columns reaching a real output column for some pixel of the tile.
-    let (j0, j1) = ((iw0 + pw + 1).saturating_sub(out_w), kw.min(iw0 + pw + P));
+    let [j0, j1] = tile_cols(&call, iw0, P);
     // SAFETY: tile pixel `iw0 + j` reads column `iw0 + j + pw - kj + left` of row `oh`: at
     // least `left - min(kw - 1, P - 1) >= 0` (as `kj <= iw0 + pw + P - 1` and `kj <= kw -
     // 1`) and at most `out_w + P - 2 + left < cols` (as `kj >= iw0 + pw + 1 - out_w`, or
