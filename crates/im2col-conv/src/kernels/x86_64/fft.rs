@@ -190,8 +190,9 @@ unsafe fn dft4<V: Vector>(a: [Cplx<V>; 4]) -> [Cplx<V>; 4] {
 
 /// The 16-point DFT `X[k] = sum_n x[n] exp(-2 pi i n k / 16)`, in place, as 4 x 4: the
 /// 4-point DFTs over `n = 4 n1 + n2` for each `n2`, twiddles `W16^(n2 k1)`, then the 4-point
-/// DFTs over `n2` give `X[k1 + 4 k2]`. A radix-2 version ran 3-6x slower: its passes kept
-/// the compiler shuffling all 16 values through the stack.
+/// DFTs over `n2` give `X[k1 + 4 k2]`. A radix-2 version, with a bit-reversed copy and four
+/// passes, ran about 3x slower in a prototype (`lenet.c2`'s 64 images: 64 against 20 us of
+/// forward transforms, 133 against 40 of inverse ones).
 ///
 /// # Safety
 /// The CPU has `V`'s features.
