@@ -97,9 +97,15 @@ fn leftovers(dir: &Path) -> Vec<String> {
 }
 
 fn assert_same_run(reference: &Path, run: &Path, what: &str) {
+    let model = |dir: &Path| dir.join("model.safetensors");
     assert!(
-        weights(&reference.join("model.safetensors")) == weights(&run.join("model.safetensors")),
+        weights(&model(reference)) == weights(&model(run)),
         "{what}: weights differ from the uninterrupted run"
+    );
+    // The header too: the same run saves the same file, byte for byte.
+    assert!(
+        std::fs::read(model(reference)).unwrap() == std::fs::read(model(run)).unwrap(),
+        "{what}: the model file differs from the uninterrupted run's"
     );
     assert_eq!(metrics(reference), metrics(run), "{what}: metrics differ");
     assert!(leftovers(run).is_empty(), "{what}: {:?}", leftovers(run));

@@ -77,10 +77,40 @@ pub fn to_bytes(model: &dyn Module, meta: &ModelMeta) -> Result<Vec<u8>, ModelEr
         tensors.push((name, owned));
     }
     let views = tensors.iter().map(|(n, t)| (n.as_str(), t));
-    safetensors::serialize(views, Some(meta.to_metadata())).map_err(|problem| ModelError::Format {
-        path: PathBuf::from("<memory>"),
-        problem,
-    })
+    let bytes = safetensors::serialize(views, Some(meta.to_metadata())).map_err(|problem| {
+        ModelError::Format {
+            path: PathBuf::from("<memory>"),
+            problem,
+        }
+    })?;
+    Ok(sorted_header(bytes))
+}
+
+/// Safetensors `bytes` with the header's keys in sorted order, so that the same tensors and
+/// metadata always give the same file. `safetensors::serialize` writes the metadata from a
+/// `HashMap`, whose order changes from one map to the next: without this, a model saved
+/// twice gave two different files. The data and its offsets are left as they are; the
+/// header keeps the format's padding with spaces to a multiple of 8 bytes. Bytes whose
+/// header does not parse are returned unchanged.
+pub fn sorted_header(bytes: Vec<u8>) -> Vec<u8> {
+    let parsed = bytes
+        .get(..8)
+        .map(|n| u64::from_le_bytes(n.try_into().expect("8 bytes")) as usize)
+        .and_then(|n| Some((n, bytes.get(8..8usize.checked_add(n)?)?)))
+        .and_then(|(n, header)| {
+            Some((n, serde_json::from_slice::<serde_json::Value>(header).ok()?))
+        });
+    let Some((n, header)) = parsed else {
+        return bytes;
+    };
+    // `serde_json::Map` keeps its keys sorted.
+    let mut json = serde_json::to_vec(&header).expect("a parsed JSON value serialises");
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// Writes `model`'s state and `meta` to `path` atomically: the bytes go to a temporary file in

@@ -51,7 +51,7 @@ mod trace;
 pub mod zoo;
 
 pub use error::{Mismatch, Mismatches, ModelError};
-pub use io::{load, load_from_bytes, load_into, read_meta, save, to_bytes};
+pub use io::{load, load_from_bytes, load_into, read_meta, save, sorted_header, to_bytes};
 pub use meta::{
     KEY_ARCHITECTURE, KEY_CLASSES, KEY_FORMAT, KEY_INPUT_SHAPE, KEY_NORMALIZE_MEAN,
     KEY_NORMALIZE_STD, ModelMeta,

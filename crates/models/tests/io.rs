@@ -130,6 +130,34 @@ fn save_then_load_reproduces_outputs_bit_exactly() {
 }
 
 #[test]
+fn the_same_model_saves_to_the_same_bytes() {
+    let net = lenet5(&mut Rng::seed_from(3));
+    let meta = ModelMeta {
+        normalize_mean: Some(vec![0.1307]),
+        normalize_std: Some(vec![0.3081]),
+        classes: Some((0..10).map(|d| d.to_string()).collect()),
+        ..ModelMeta::for_model(&net)
+    };
+    let first = to_bytes(&net, &meta).unwrap();
+    // Each save builds its metadata map anew; several tries make a chance match unlikely.
+    for _ in 0..8 {
+        assert_eq!(to_bytes(&net, &meta).unwrap(), first);
+    }
+    // The header stays a valid safetensors header: 8-byte aligned, and it loads.
+    let header_len = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    assert_eq!(header_len % 8, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lenet5.safetensors");
+    std::fs::write(&path, &first).unwrap();
+    let read = read_meta(&path).unwrap();
+    assert_eq!(read.classes, meta.classes);
+    assert_eq!(read.normalize_mean, meta.normalize_mean);
+    let x = init::normal(&[2, 1, 28, 28], 0.0, 1.0, &mut Rng::seed_from(4));
+    let (loaded, _) = load(&path, None).unwrap();
+    assert_eq!(eval_output(loaded.as_ref(), &x), eval_output(&net, &x));
+}
+
+#[test]
 fn a_pytorch_style_lenet5_state_dict_loads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lenet5_torch.safetensors");

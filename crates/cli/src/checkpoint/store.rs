@@ -190,7 +190,10 @@ fn optimizer_bytes(state: &OptimizerState) -> Result<Vec<u8>> {
             serde_json::to_string(&state.param_steps)?,
         ),
     ]);
-    Ok(safetensors::serialize(views, Some(meta))?)
+    Ok(models::sorted_header(safetensors::serialize(
+        views,
+        Some(meta),
+    )?))
 }
 
 fn parse_optimizer(bytes: &[u8], path: &Path) -> Result<OptimizerState> {
