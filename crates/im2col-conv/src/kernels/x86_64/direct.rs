@@ -263,6 +263,18 @@ pub(crate) struct WgradGeom {
     pub(crate) out_w: usize,
 }
 
+// What limits this kernel (`cifar.stem`, 92-100 GFLOP/s at one thread, against a peak of
+// 117): the tiles read `dy` and the input copies from L2. A loop of the same shape (9 loads
+// per 20 multiply-adds) runs at the peak from L1, and at 81 with all 9 lines streamed from
+// L2. Tried and slower:
+// - blocking pixels for L1 (chunks of 8 to 64 vectors, sums stored between tiles): 86-101
+//   against 102.5, the stores and the loop set-up per chunk costing more than L2 did;
+// - Winograd's `F(3, 2)` along the rows, 2/3 of the multiply-adds: written out, the
+//   gradient's four parts (twice its size) took 0.9 ms of the 2.5 to store; taken apart in
+//   the loop (two permutes per vector), the sums ran at 64% of the peak; 2.6-2.8 ms in all
+//   against 2.45;
+// - loading from aligned addresses: no change.
+
 /// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of
 /// images: `dw[co * taps + t] = sum_{img, oh, ow} dy[img * dyi + co * out_h * out_w +
 /// oh * out_w + ow] * x[img * xi + ci * xs + (oh + ki) * xw + ow + kj]` for tap
