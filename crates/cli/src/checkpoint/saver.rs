@@ -3,7 +3,7 @@
 
 use super::state::State;
 use super::store::{Loaded, write};
-use super::{CHECKPOINT, FORMAT, TEMP_PREFIX};
+use super::{CHECKPOINT, FORMAT, PREVIOUS, TEMP_PREFIX};
 use crate::faults::{self, At, Fault, Origin};
 use crate::train::TrainArgs;
 use crate::trainer::StepPoint;
@@ -49,6 +49,13 @@ impl Saver {
         };
         if args.checkpoint_every.is_some() {
             remove_stale_checkpoint_dirs(run);
+        }
+        // Resuming from a complete `checkpoint/`, a `checkpoint.old/` beside it is the
+        // previous one, left by a kill after the swap: no later write may come to remove it
+        // (a run resumed after its last checkpoint step writes none).
+        if resumed.is_some_and(|c| c.dir == run.join(CHECKPOINT)) {
+            // Best effort: a leftover costs disk space, not correctness.
+            let _ = fs::remove_dir_all(run.join(PREVIOUS));
         }
         // A run killed while writing its metrics or curves left their temporaries here.
         crate::atomic::remove_stale_temporaries(run);
