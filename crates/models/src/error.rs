@@ -156,6 +156,16 @@ pub enum ModelError {
         /// What the safetensors reader found.
         problem: safetensors::SafeTensorError,
     },
+    /// The file is not safetensors at all: shorter than the header length it must start
+    /// with, announcing a header longer than itself, or another format recognised by its
+    /// first bytes (a PyTorch `torch.save` archive, a pickle, HDF5, NumPy).
+    #[error("{}: not a valid safetensors file: {found}", path.display())]
+    NotSafetensors {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead, and what to do about it.
+        found: String,
+    },
     /// The tensors of the file do not match the model's; every mismatch is listed.
     #[error("{}: the file does not match the model ({} problems): {mismatches}", path.display(), mismatches.0.len())]
     StateDict {

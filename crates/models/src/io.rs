@@ -200,8 +200,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
 /// Reads only the metadata of the file at `path` (the header, not the tensors).
 ///
 /// # Errors
-/// [`ModelError::Io`] when the file cannot be read, [`ModelError::Format`] when its header is
-/// not a valid safetensors header, [`ModelError::Metadata`] for an unparsable Ganglion entry.
+/// [`ModelError::Io`] when the file cannot be read, [`ModelError::NotSafetensors`] when it
+/// cannot start a safetensors file (too short, a header longer than itself, another format),
+/// [`ModelError::Format`] when its header is not a valid safetensors header,
+/// [`ModelError::Metadata`] for an unparsable Ganglion entry.
 pub fn read_meta(path: impl AsRef<Path>) -> Result<ModelMeta, ModelError> {
     let path = path.as_ref();
     let io = |source| ModelError::Io {
@@ -215,15 +217,14 @@ pub fn read_meta(path: impl AsRef<Path>) -> Result<ModelMeta, ModelError> {
     };
     let mut file = File::open(path).map_err(io)?;
     let file_len = file.metadata().map_err(io)?.len();
-    let mut len = [0u8; 8];
-    if file_len < 8 {
-        return Err(format(SafeTensorError::HeaderTooSmall));
-    }
-    file.read_exact(&mut len).map_err(io)?;
-    let n = u64::from_le_bytes(len);
+    let mut start = [0u8; 8];
+    let read = file_len.min(8) as usize;
+    file.read_exact(&mut start[..read]).map_err(io)?;
     // Checked against the file's size before allocating the header buffer.
-    if n > file_len - 8 || n > 100_000_000 {
-        return Err(format(SafeTensorError::InvalidHeaderLength));
+    check_start(&start[..read], file_len, path)?;
+    let n = u64::from_le_bytes(start);
+    if n > 100_000_000 {
+        return Err(format(SafeTensorError::HeaderTooLarge));
     }
     let mut header = vec![0u8; n as usize];
     file.read_exact(&mut header).map_err(io)?;
@@ -252,8 +253,10 @@ pub fn read_meta(path: impl AsRef<Path>) -> Result<ModelMeta, ModelError> {
 /// (as PyTorch saves them), `I32`, `F32` or `F64`, of shape `[]` or `[1]`.
 ///
 /// # Errors
-/// [`ModelError::Io`], [`ModelError::Format`] for a file that is not valid safetensors
-/// (truncated, offsets past the end), [`ModelError::StateDict`] listing every missing,
+/// [`ModelError::Io`], [`ModelError::NotSafetensors`] for a file that cannot start a
+/// safetensors file (too short, cut inside its header, another format: a PyTorch `.pt`
+/// archive is named as such), [`ModelError::Format`] for one that is not valid safetensors
+/// (truncated data, offsets past the end), [`ModelError::StateDict`] listing every missing,
 /// unexpected, mis-shaped or mis-typed tensor, [`ModelError::Metadata`].
 pub fn load_into(model: &dyn Module, path: impl AsRef<Path>) -> Result<ModelMeta, ModelError> {
     let path = path.as_ref();
@@ -339,6 +342,64 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ModelError> {
     })
 }
 
+/// Formats recognised by their first bytes, files mistaken for safetensors ones: the magic
+/// bytes, what they are, and what to do instead.
+const OTHER_FORMATS: [(&[u8], &str); 4] = [
+    (
+        b"PK\x03\x04",
+        "it is a zip archive, as PyTorch's `torch.save` writes (`.pt`, `.pth`); save the \
+         state dict with `safetensors.torch.save_file(model.state_dict(), path)` instead",
+    ),
+    (
+        b"\x80",
+        "it starts like a Python pickle, as older versions of `torch.save` write; save the \
+         state dict with `safetensors.torch.save_file(model.state_dict(), path)` instead",
+    ),
+    (
+        b"\x89HDF",
+        "it is an HDF5 file, as Keras writes (`.h5`); Ganglion reads safetensors state dicts",
+    ),
+    (
+        b"\x93NUMPY",
+        "it is a NumPy array file (`.npy`); Ganglion reads safetensors state dicts",
+    ),
+];
+
+/// Whether the first bytes `start` (at most 8) of a file of `file_len` bytes can begin a
+/// safetensors file: 8 bytes of header length, and a header that fits in the file. When not,
+/// the error names the format the bytes start like, if one of [`OTHER_FORMATS`]: their
+/// magic bytes read as a header length far larger than any file. (A valid length may start
+/// with such a byte: 640 is `80 02 00 ...`, a pickle's start.)
+fn check_start(start: &[u8], file_len: u64, path: &Path) -> Result<(), ModelError> {
+    let not = |found: String| ModelError::NotSafetensors {
+        path: path.to_path_buf(),
+        found,
+    };
+    let other = OTHER_FORMATS
+        .iter()
+        .find(|(magic, _)| start.starts_with(magic))
+        .map(|(_, what)| what.to_string());
+    let Ok(len) = <[u8; 8]>::try_from(start) else {
+        return Err(not(other.unwrap_or_else(|| {
+            format!(
+                "it is {file_len} bytes long, shorter than the 8-byte header length a \
+                 safetensors file starts with"
+            )
+        })));
+    };
+    let n = u64::from_le_bytes(len);
+    if n > file_len - 8 {
+        return Err(not(other.unwrap_or_else(|| {
+            format!(
+                "its first 8 bytes announce a header of {n} bytes, but only {} follow them: the \
+                 file is cut short, or is not safetensors",
+                file_len - 8
+            )
+        })));
+    }
+    Ok(())
+}
+
 /// A validated file: its metadata and, per tensor, its info and bytes.
 struct Parsed<'b> {
     metadata: Option<HashMap<String, String>>,
@@ -356,6 +417,7 @@ fn parse<'b>(bytes: &'b [u8], path: &Path) -> Result<Parsed<'b>, ModelError> {
         path: path.to_path_buf(),
         problem,
     };
+    check_start(&bytes[..bytes.len().min(8)], bytes.len() as u64, path)?;
     // `read_metadata` checks the header length against the buffer, every tensor's offsets
     // against its shape and dtype, and that the tensors cover the data exactly: nothing can
     // point past the end of the file.

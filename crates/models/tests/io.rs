@@ -380,11 +380,37 @@ fn damaged_files_are_errors_not_panics() {
     let net = lenet5(&mut Rng::seed_from(12));
     let bytes = to_bytes(&net, &ModelMeta::for_model(&net)).unwrap();
     let path = dir.path().join("damaged.safetensors");
-    for cut in [0, 4, 8, 20, bytes.len() / 2, bytes.len() - 1] {
+    // Cut before the header length ends, inside the header, inside the data.
+    let header_end = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    for (cut, says) in [
+        (0, "0 bytes long"),
+        (4, "4 bytes long"),
+        (8, "announce a header of"),
+        (20, "announce a header of"),
+        (bytes.len() / 2, "not a valid safetensors file"),
+        (bytes.len() - 1, "not a valid safetensors file"),
+    ] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
-        let err = load_into(&net, &path).unwrap_err();
-        assert!(matches!(err, ModelError::Format { .. }), "cut {cut}: {err}");
-        assert!(err.to_string().contains("damaged.safetensors"));
+        let header_cut = cut < header_end;
+        let mut errors = vec![load_into(&net, &path).unwrap_err()];
+        if header_cut {
+            errors.push(read_meta(&path).unwrap_err());
+        }
+        for err in errors {
+            let text = err.to_string();
+            if header_cut {
+                assert!(
+                    matches!(err, ModelError::NotSafetensors { .. }),
+                    "cut {cut}: {err}"
+                );
+            } else {
+                assert!(matches!(err, ModelError::Format { .. }), "cut {cut}: {err}");
+            }
+            assert!(
+                text.contains("damaged.safetensors") && text.contains(says),
+                "{text}"
+            );
+        }
         assert!(load(&path, None).is_err());
     }
     // Header length claiming more than the file holds.
@@ -393,9 +419,56 @@ fn damaged_files_are_errors_not_panics() {
     std::fs::write(&path, &long).unwrap();
     assert!(matches!(
         load_into(&net, &path),
-        Err(ModelError::Format { .. })
+        Err(ModelError::NotSafetensors { .. })
     ));
-    assert!(matches!(read_meta(&path), Err(ModelError::Format { .. })));
+    assert!(matches!(
+        read_meta(&path),
+        Err(ModelError::NotSafetensors { .. })
+    ));
+
+    // Other formats, recognised by their first bytes: what to do instead is said.
+    for (start, says) in [
+        (
+            &b"PK\x03\x04\x14\x00\x00\x00"[..],
+            "safetensors.torch.save_file",
+        ),
+        (&b"\x80\x02}q\x00(X\x05"[..], "pickle"),
+        (&b"\x89HDF\r\n\x1a\n"[..], "HDF5"),
+        (&b"\x93NUMPY\x01\x00"[..], "NumPy"),
+    ] {
+        let mut file = start.to_vec();
+        file.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&path, &file).unwrap();
+        for err in [
+            load_into(&net, &path).unwrap_err(),
+            read_meta(&path).unwrap_err(),
+        ] {
+            assert!(matches!(err, ModelError::NotSafetensors { .. }), "{err}");
+            assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+    // A valid file whose header length starts with a pickle's bytes (`80 0k`, k = 2 to 5:
+    // 640, 896, 1152 or 1408) loads: a class name of the right length pads the header to it.
+    let with_header_of = |len: u64| {
+        (0..1000)
+            .map(|k| {
+                let meta = ModelMeta {
+                    classes: Some(vec!["x".repeat(k)]),
+                    ..ModelMeta::for_model(&net)
+                };
+                to_bytes(&net, &meta).unwrap()
+            })
+            .find(|b| u64::from_le_bytes(b[..8].try_into().unwrap()) == len)
+    };
+    let len = (2..=5u64)
+        .map(|k| k << 8 | 0x80)
+        .find(|&len| len > header_end as u64)
+        .expect("lenet5's header is under 1408 bytes");
+    let file = with_header_of(len).expect("a class name pads the header to that length");
+    assert_eq!(file[0], 0x80);
+    std::fs::write(&path, &file).unwrap();
+    load_into(&net, &path).unwrap();
+    read_meta(&path).unwrap();
 
     // A well-formed header whose offsets point past the end of the data.
     let header = br#"{"conv1.bias":{"dtype":"F32","shape":[6],"data_offsets":[0,1000000]}}"#;
