@@ -63,7 +63,7 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 }
 
 #[test]
-fn same_seed_same_bits_at_one_and_two_threads() {
+fn same_seed_same_bits_at_one_two_and_eight_threads() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |name: &str, threads: &str, seed: &str, workers: &str| -> PathBuf {
         let dir = tmp.path().join(name);
@@ -75,6 +75,8 @@ fn same_seed_same_bits_at_one_and_two_threads() {
     let c = run("c", "1", "7", "1");
     let d = run("d", "2", "8", "1");
     let e = run("e", "2", "7", "3");
+    // More threads than this machine's cores: a larger machine's splits.
+    let f = run("f", "8", "7", "1");
     assert_eq!(weights(&a), weights(&b), "two runs with one seed differ");
     assert_eq!(metrics(&a), metrics(&b));
     assert_eq!(
@@ -83,6 +85,15 @@ fn same_seed_same_bits_at_one_and_two_threads() {
         "--threads 1 and --threads 2 differ"
     );
     assert_eq!(metrics(&a), metrics(&c));
+    assert_eq!(
+        weights(&a),
+        weights(&f),
+        "--threads 2 and --threads 8 differ"
+    );
+    assert_eq!(metrics(&a), metrics(&f));
+    // The files themselves, header included.
+    let file = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
+    assert!(file(&a) == file(&b) && file(&a) == file(&c) && file(&a) == file(&f));
     assert_eq!(
         weights(&a),
         weights(&e),
