@@ -299,16 +299,27 @@ impl Kernel {
     /// The lane kernel's tile: images per vector and input channels per call
     /// ([`Kernel::lane_row`]). `None` at the scalar level.
     pub(crate) fn lane_tile(self) -> Option<LaneTile> {
+        #[cfg(target_arch = "x86_64")]
+        let channels = [x86_64::AVX2_LANE_CHANNELS, x86_64::AVX512_LANE_CHANNELS];
+        #[cfg(not(target_arch = "x86_64"))]
+        let channels = [0; 2];
+        self.images_in_lanes(channels)
+    }
+
+    /// A tile of one image per lane (8 at AVX2, 16 at AVX-512) by `channels[0]` (AVX2) or
+    /// `channels[1]` (AVX-512) channels. `None` at the scalar level.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    fn images_in_lanes(self, channels: [usize; 2]) -> Option<LaneTile> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => Some(LaneTile {
                 images: 8,
-                channels: x86_64::AVX2_LANE_CHANNELS,
+                channels: channels[0],
             }),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(LaneTile {
                 images: 16,
-                channels: x86_64::AVX512_LANE_CHANNELS,
+                channels: channels[1],
             }),
             _ => None,
         }
@@ -390,19 +401,11 @@ impl Kernel {
     /// The FFT convolution's tile: images per vector and output channels per call of
     /// [`Kernel::fft_products`]. `None` at the scalar level.
     pub(crate) fn fft_tile(self) -> Option<LaneTile> {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => Some(LaneTile {
-                images: 8,
-                channels: x86_64::AVX2_FFT_CHANNELS,
-            }),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Some(LaneTile {
-                images: 16,
-                channels: x86_64::AVX512_FFT_CHANNELS,
-            }),
-            _ => None,
-        }
+        #[cfg(target_arch = "x86_64")]
+        let channels = [x86_64::AVX2_FFT_CHANNELS, x86_64::AVX512_FFT_CHANNELS];
+        #[cfg(not(target_arch = "x86_64"))]
+        let channels = [0; 2];
+        self.images_in_lanes(channels)
     }
 
     /// Floats of one spectrum (a plane's bins, a lane per image): `16 * 9 * 2 * L`.
