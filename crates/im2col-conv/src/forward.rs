@@ -10,6 +10,7 @@ use crate::gemm::{Backend, Beta, KBlocks, MatMut, MatRef, PackedA, gemm, gemm_pr
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, for_chunks, for_images, image_slots};
+use crate::winograd::Winograd;
 use crate::{Conv2dShape, ConvWorkspace};
 
 /// Forward convolution: `output = conv2d(input, weight) + bias`, overwriting `output`.
@@ -48,10 +49,13 @@ pub fn conv2d_forward(
     let baseline = route == Route::Baseline;
     let per_group = PackedA::len(kern, plan.cout_g, plan.k_g);
     let slot_count = image_slots(shape.n, rayon::current_num_threads());
+    let winograd = (route == Route::Winograd).then(|| Winograd::new(shape, &plan));
     let direct = (route == Route::Direct).then(|| DirectInput::for_forward(shape, &plan));
     let broadcast = (route == Route::Broadcast).then(|| Broadcast::new(shape, &plan));
     let col_len = if baseline {
         plan.col_len()
+    } else if let Some(wg) = &winograd {
+        wg.buf_len()
     } else if let Some(b) = &broadcast {
         b.buf_len()
     } else if let Some(d) = &direct {
@@ -59,7 +63,9 @@ pub fn conv2d_forward(
     } else {
         0
     };
-    let packed_len = if let Some(b) = &broadcast {
+    let packed_len = if let Some(wg) = &winograd {
+        wg.packed_len()
+    } else if let Some(b) = &broadcast {
         b.packed_len()
     } else if direct.is_some_and(|d| d.is_shifted()) {
         // The weights with their taps in the shifted copies' order.
@@ -72,11 +78,13 @@ pub fn conv2d_forward(
     let (packed, slots) = ws.packed_and_slots(packed_len, slot_count, col_len, 0);
     // The weights are packed once here, into the workspace, and shared read-only by every
     // task: views are rebuilt per group from these floats, so a call allocates nothing.
-    if let Some(b) = &broadcast {
+    if let Some(wg) = &winograd {
+        wg.pack(weight, packed);
+    } else if let Some(b) = &broadcast {
         b.pack(weight, packed);
     } else if let Some(d) = direct.filter(DirectInput::is_shifted) {
         d.order_weights(weight, packed);
-    } else if !(baseline || direct.is_some()) {
+    } else if !(baseline || direct.is_some() || winograd.is_some()) {
         for (g, dst) in packed.chunks_exact_mut(per_group).enumerate() {
             let w_g = &weight[g * plan.cout_g * plan.k_g..(g + 1) * plan.cout_g * plan.k_g];
             let a = MatRef::new(w_g, plan.cout_g, plan.k_g, plan.k_g, 1);
@@ -94,6 +102,7 @@ pub fn conv2d_forward(
         bias,
         direct,
         broadcast,
+        winograd,
     };
     // Whole images per task where there are enough (no synchronisation inside an image),
     // else each image's output rows split over the threads.
@@ -109,12 +118,12 @@ pub fn conv2d_forward(
     );
 }
 
-/// Whether the forward pass of `shape` runs on a direct kernel (the row kernel or the
-/// broadcast kernel) rather than the implicit GEMM.
+/// Whether the forward pass of `shape` runs on a direct kernel (the row kernel, the
+/// broadcast kernel or the Winograd route's) rather than the implicit GEMM.
 pub(crate) fn runs_direct(shape: &Conv2dShape) -> bool {
     matches!(
         Route::of(shape, &Plan::new(shape)),
-        Route::Direct | Route::Broadcast
+        Route::Winograd | Route::Direct | Route::Broadcast
     )
 }
 
@@ -123,6 +132,8 @@ pub(crate) fn runs_direct(shape: &Conv2dShape) -> bool {
 enum Route {
     /// im2col + `matrixmultiply` (`GANGLION_CONV_GEMM=matrixmultiply`).
     Baseline,
+    /// Winograd's `F(2, 3)` along the columns ([`Winograd::applies`]).
+    Winograd,
     /// The direct row kernel ([`Padded::applies`]).
     Direct,
     /// The broadcast kernel ([`Broadcast::applies`]).
@@ -135,6 +146,8 @@ impl Route {
     fn of(shape: &Conv2dShape, plan: &Plan) -> Self {
         if Backend::selected() == Backend::MatrixMultiply {
             Self::Baseline
+        } else if Winograd::applies(shape, plan) {
+            Self::Winograd
         } else if Padded::applies(shape, plan) {
             Self::Direct
         } else if Broadcast::applies(shape, plan) {
@@ -163,6 +176,8 @@ struct Forward<'a> {
     direct: Option<DirectInput>,
     /// The broadcast path, when it applies (its packed weights are `packed`).
     broadcast: Option<Broadcast>,
+    /// The Winograd route, when it applies (its transformed weights are `packed`).
+    winograd: Option<Winograd>,
 }
 
 impl Forward<'_> {
@@ -176,7 +191,10 @@ impl Forward<'_> {
     /// scratch for the baseline backend.
     fn image(&self, x: &[f32], y: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
-        // The direct and broadcast kernels start their sums from the bias themselves.
+        // The direct, broadcast and Winograd kernels add the bias themselves.
+        if let Some(wg) = &self.winograd {
+            return wg.image(x, self.packed, self.bias, y, col, par);
+        }
         if let Some(d) = self.direct {
             return self.image_direct(&d, x, y, col, par);
         }

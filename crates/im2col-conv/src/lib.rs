@@ -128,6 +128,7 @@ pub mod reference;
 mod scatter;
 mod tensor_api;
 mod tiles;
+mod winograd;
 mod workspace;
 
 pub use backward_data::conv2d_backward_data;

@@ -632,6 +632,131 @@ impl Kernel {
         unreachable!("direct_channels returned Some");
     }
 
+    /// Output channels per tile of [`Kernel::winograd_rows`], or `None` below AVX-512 (where
+    /// the direct row kernel is faster: the reason is in the kernel's module).
+    pub(crate) fn winograd_channels(self) -> Option<usize> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86_64::AVX512_WINOGRAD_CO),
+            _ => None,
+        }
+    }
+
+    /// Output columns per chunk of the Winograd route: two vectors, the width of the
+    /// micro-kernel's tile ([`Kernel::nr`]).
+    pub(crate) fn winograd_chunk(self) -> usize {
+        self.nr()
+    }
+
+    /// The Winograd route's input transform of one pair of output rows (`F(2, 3)` along the
+    /// columns): with `x` the padded input from the pair's first row (plane stride `xs`, row
+    /// stride `xw`), `cin` channels and `chunks` chunks of [`Kernel::winograd_chunk`]
+    /// columns, writes for each chunk `k`, channel `ci` and kernel column `kx` the four rows
+    /// `d0 - d2`, `d1 + d2`, `d2 - d1`, `d1 - d3` (one chunk each) into `v`, source `s = k * 3
+    /// * cin + 3 * ci + kx` at `s * 4 * chunk`, where `d_j` is row `j` of channel `ci` from
+    /// column `k * chunk + kx`.
+    ///
+    /// # Panics
+    /// Below AVX-512, or if a slice is shorter than the geometry needs.
+    pub(crate) fn winograd_inputs(
+        self,
+        x: &[f32],
+        [xs, xw]: [usize; 2],
+        cin: usize,
+        chunks: usize,
+        v: &mut [f32],
+    ) {
+        let chunk = self.winograd_chunk();
+        assert!(
+            self.winograd_channels().is_some()
+                && cin > 0
+                && xw >= chunks * chunk + 2
+                && (cin == 1 || xs >= 4 * xw)
+                && x.len() >= (cin - 1) * xs + 3 * xw + chunks * chunk + 2
+                && v.len() >= chunks * 3 * cin * 4 * chunk,
+            "winograd_inputs: {cin} channels of {chunks} chunks do not fit the slices"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `winograd_channels` is `Some` at AVX-512 only, whose features
+            // `Kernel::new` checked; the assert covers the extents `inputs_body` reads and
+            // writes.
+            unsafe { x86_64::inputs_avx512(x.as_ptr(), [xs, xw], cin, chunks, v.as_mut_ptr()) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("winograd_channels returned Some");
+    }
+
+    /// The Winograd route's tiles of one chunk of a pair of output rows, for a block of
+    /// `channels` output channels: for each channel `c`, the four sums `m_i = sum_s
+    /// u[c0 * sources * 4 + (s * 4 + i) * width + c - c0] * v[(s * 4 + i) * chunk ..]` over the
+    /// `sources` in order (`v` one chunk from [`Kernel::winograd_inputs`], `u` the block's
+    /// weights in tiles of [`Kernel::winograd_channels`] channels from `c0`, the last of
+    /// `width` possibly narrower), then `m_0 + bias + (m_1 + m_2)` into output row 0 and
+    /// `(m_1 - m_2) + bias - m_3` into row 1 (if `rows == 2`), `cols` floats each, at `y[at +
+    /// c * ys + r * out_w ..]`. `next`, the offset of the chunk the block computes next, is
+    /// where the last tiles prefetch for writing.
+    ///
+    /// # Panics
+    /// Below AVX-512, if `rows` is not 1 or 2, `cols` not in `1..=chunk`, or a slice is
+    /// shorter than the geometry needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn winograd_rows(
+        self,
+        v: &[f32],
+        u: &[f32],
+        sources: usize,
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        [channels, ys, out_w]: [usize; 3],
+        [at, rows, cols]: [usize; 3],
+        next: Option<usize>,
+    ) {
+        let chunk = self.winograd_chunk();
+        assert!(
+            self.winograd_channels().is_some()
+                && channels > 0
+                && (1..=2).contains(&rows)
+                && (1..=chunk).contains(&cols)
+                && cols <= out_w
+                && (channels == 1 || ys >= rows * out_w)
+                && v.len() >= sources * 4 * chunk
+                && u.len() >= channels * sources * 4
+                && bias.is_none_or(|b| b.len() >= channels)
+                && at
+                    .checked_add((channels - 1) * ys + (rows - 1) * out_w + cols)
+                    .is_some_and(|end| end <= y.len())
+                && next.is_none_or(|n| n < y.len()),
+            "winograd_rows: {channels} channels of {rows} rows of {cols} outputs do not fit the \
+             slices"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let base = y.as_mut_ptr();
+            let call = x86_64::WinogradRow {
+                v: v.as_ptr(),
+                u: u.as_ptr(),
+                sources,
+                bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                channels,
+                // SAFETY: `at` is inside `y`, as asserted.
+                y: unsafe { base.add(at) },
+                ys,
+                out_w,
+                rows,
+                cols,
+                // Only prefetched: any address would do, this one is inside `y`.
+                next: next.map_or(std::ptr::null(), |n| base.wrapping_add(n).cast_const()),
+            };
+            // SAFETY: `winograd_channels` is `Some` at AVX-512 only, whose features
+            // `Kernel::new` checked; the assert covers the extents `row_body` reads and writes,
+            // and `y` is a unique borrow.
+            unsafe { x86_64::rows_avx512(call) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("winograd_channels returned Some");
+    }
+
     /// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of
     /// `images`: `dw[co * taps + t] = sum_{img, oh, ow} dy[img][co][oh][ow] *
     /// x[img][ci][oh + ki][ow + kj]`, tap `t = (ci * kh + ki) * kw + kj`, overwriting `dw`.

@@ -3,7 +3,8 @@
 //! Only the dispatcher in `kernels` calls them, after checking the CPU and the slice lengths.
 //! Also here: row copies for implicit im2col packing and an 8 x 8 transposing pack; the direct
 //! kernels for few-channel layers live in `direct`, the backward-data kernel with images in
-//! the lanes in `lanes`, the FFT convolution's in `fft`.
+//! the lanes in `lanes`, the FFT convolution's in `fft`, the Winograd route's in
+//! `winograd`.
 //!
 //! Tile sizes: an FMA has 4 cycles of latency on two pipes, so at least 8 independent
 //! accumulators must be in flight. The AVX2 tile keeps 12 `ymm` accumulators (of 16 registers);
@@ -15,6 +16,7 @@ mod broadcast;
 mod direct;
 mod fft;
 mod lanes;
+mod winograd;
 
 pub(crate) use broadcast::{
     AVX2_GRAD_TILES, AVX2_TILES, AVX512_GRAD_TILES, AVX512_TILES, BcastGeom, bcast_avx2,
@@ -32,6 +34,7 @@ pub(crate) use lanes::{
     AVX2_LANE_CHANNELS, AVX512_LANE_CHANNELS, LaneRow, lanes_avx2, lanes_avx512,
 };
 use std::arch::x86_64::*;
+pub(crate) use winograd::{AVX512_WINOGRAD_CO, WinogradRow, inputs_avx512, rows_avx512};
 
 /// AVX2 tile rows.
 pub(crate) const AVX2_MR: usize = 6;

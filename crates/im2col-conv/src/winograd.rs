@@ -1,0 +1,296 @@
+//! The forward pass by Winograd's minimal filtering `F(2, 3)` along the columns, for 3 x 3
+//! kernels on few input channels (`cifar.stem`, `mnist.c1`).
+//!
+//! Directly, two output rows take 2 x 3 multiply-adds per kernel column and input channel.
+//! `F(2, 3)` takes 4: from the four input rows `d0..d3` the pair reads, the transformed rows
+//! `d0 - d2`, `d1 + d2`, `d2 - d1`, `d1 - d3` are multiplied by the kernel column's
+//! transformed taps `g0`, `(g0 + g1 + g2) / 2`, `(g0 - g1 + g2) / 2`, `g2`; summed over the
+//! channels and kernel columns into `m0..m3`, they give the rows `m0 + m1 + m2` and `m1 - m2 -
+//! m3`. Along the columns the transforms are whole-vector additions (no lane shuffles), the
+//! inputs' done once per image and the outputs' a few additions per tile, so the route needs
+//! two thirds of the direct kernel's multiply-adds: `cifar.stem` (64 images) runs at 128-134
+//! GFLOP/s at one thread against 97-99 on the direct kernel, and 264-271 against 193 at two.
+//! The sums are those of the convolution in another order, within a few units in the last
+//! place of the output's magnitude (the transforms' `/ 2` is exact).
+
+use crate::Conv2dShape;
+use crate::direct::DIRECT_MAX_DEPTH;
+use crate::kernels::Kernel;
+use crate::plan::{Par, Plan, for_chunks};
+
+/// A forward convolution by `F(2, 3)` along the columns.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Winograd {
+    kernel: Kernel,
+    /// Output channels per tile, and output columns per chunk.
+    cob: usize,
+    chunk: usize,
+    cin: usize,
+    cout: usize,
+    in_hw: [usize; 2],
+    pad: [usize; 2],
+    out_hw: [usize; 2],
+    /// Pairs of output rows (the last may have one real row), chunks of output columns.
+    pairs: usize,
+    chunks: usize,
+    /// The padded copy of an image: row and plane strides (rows reach two past the last
+    /// pair's, columns two past the last chunk's).
+    xw: usize,
+    xs: usize,
+}
+
+impl Winograd {
+    /// Whether the route runs this forward convolution: AVX-512, one group, stride and
+    /// dilation 1, a 3 x 3 kernel, from 2 input channels to the direct kernels' depth, rows
+    /// of at least one vector and at least two of them. With one input channel a tile's 24
+    /// multiply-adds per source pay for its output transform only thrice, and the direct
+    /// kernel is faster (`mnist.c1`: 77-79 GFLOP/s here against 89 at one thread; one
+    /// channel of 32 x 32 to 64: 76 against 78); from two channels the route wins (two
+    /// channels of 32 x 32 to 64: 117 against 93; eight to 32: 136 against 108).
+    pub(crate) fn applies(s: &Conv2dShape, p: &Plan) -> bool {
+        p.kernel.winograd_channels().is_some()
+            && s.unit_stride_one_group()
+            && [s.kh, s.kw] == [3, 3]
+            && s.cin >= 2
+            && p.k_all <= DIRECT_MAX_DEPTH
+            && 2 * s.out_w() >= p.kernel.winograd_chunk()
+            && s.out_h() >= 2
+    }
+
+    /// The route's geometry for `s` (on which [`Winograd::applies`] holds).
+    pub(crate) fn new(s: &Conv2dShape, p: &Plan) -> Self {
+        let kernel = p.kernel;
+        let chunk = kernel.winograd_chunk();
+        let [out_h, out_w] = [s.out_h(), s.out_w()];
+        let pairs = out_h.div_ceil(2);
+        let chunks = out_w.div_ceil(chunk);
+        let xw = chunks * chunk + 2;
+        Self {
+            kernel,
+            cob: kernel
+                .winograd_channels()
+                .expect("Winograd::applies checked the level"),
+            chunk,
+            cin: s.cin,
+            cout: s.cout,
+            in_hw: [s.h, s.w],
+            pad: s.params.padding,
+            out_hw: [out_h, out_w],
+            pairs,
+            chunks,
+            xw,
+            xs: (2 * pairs + 2) * xw,
+        }
+    }
+
+    /// Products per output pixel pair: one per input channel and kernel column.
+    fn sources(&self) -> usize {
+        3 * self.cin
+    }
+
+    /// Floats of the transformed inputs of one pair of output rows.
+    fn pair_len(&self) -> usize {
+        self.chunks * self.sources() * 4 * self.chunk
+    }
+
+    /// Floats of one image's scratch: its padded copy, then its transformed inputs.
+    pub(crate) fn buf_len(&self) -> usize {
+        self.cin * self.xs + self.pairs * self.pair_len()
+    }
+
+    /// Floats of the transformed weights.
+    pub(crate) fn packed_len(&self) -> usize {
+        self.cout * self.sources() * 4
+    }
+
+    /// Transforms `weight` (`[cout, cin, 3, 3]`) into `dst`: tile after tile of [`Kernel::
+    /// winograd_channels`] channels (the last may be narrower), each `[source][i][channel]`
+    /// with source `3 * ci + kx` and `i` the transformed tap.
+    pub(crate) fn pack(&self, weight: &[f32], dst: &mut [f32]) {
+        let sources = self.sources();
+        for c0 in (0..self.cout).step_by(self.cob) {
+            let width = self.cob.min(self.cout - c0);
+            let tile = &mut dst[c0 * sources * 4..(c0 + width) * sources * 4];
+            for c in 0..width {
+                let w = &weight[(c0 + c) * self.cin * 9..][..self.cin * 9];
+                for ci in 0..self.cin {
+                    for kx in 0..3 {
+                        let g = |ky: usize| w[(ci * 3 + ky) * 3 + kx];
+                        let taps = [
+                            g(0),
+                            (g(0) + g(1) + g(2)) * 0.5,
+                            (g(0) - g(1) + g(2)) * 0.5,
+                            g(2),
+                        ];
+                        let s = 3 * ci + kx;
+                        for (i, t) in taps.into_iter().enumerate() {
+                            tile[(s * 4 + i) * width + c] = t;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One image: `x` is `[cin, h, w]`, `y` `[cout, out_h, out_w]`, `packed` the weights of
+    /// [`Winograd::pack`], `buf` [`Winograd::buf_len`] floats of scratch. In `Split` mode the
+    /// transforms spread over the threads by pairs of rows, the tiles by blocks of channels.
+    pub(crate) fn image(
+        &self,
+        x: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+        buf: &mut [f32],
+        par: Par,
+    ) {
+        let [h, w] = self.in_hw;
+        let [ph, pw] = self.pad;
+        let (padded, inputs) = buf[..self.buf_len()].split_at_mut(self.cin * self.xs);
+        padded.fill(0.0);
+        for (dst, src) in padded.chunks_exact_mut(self.xs).zip(x.chunks_exact(h * w)) {
+            for (r, row) in src.chunks_exact(w).enumerate() {
+                dst[(r + ph) * self.xw + pw..][..w].copy_from_slice(row);
+            }
+        }
+        let padded: &[f32] = padded;
+        let (kern, xs, xw, cin, chunks) = (self.kernel, self.xs, self.xw, self.cin, self.chunks);
+        for_chunks(inputs, self.pair_len(), par, |p, v| {
+            kern.winograd_inputs(&padded[2 * p * xw..], [xs, xw], cin, chunks, v);
+        });
+        let inputs: &[f32] = inputs;
+        let plane = self.out_hw[0] * self.out_hw[1];
+        // Blocks of whole tiles, so that each starts on a tile of the packed weights.
+        let block = match par {
+            Par::Seq => self.cout,
+            Par::Split(threads) => self.cout.div_ceil(threads).next_multiple_of(self.cob),
+        };
+        for_chunks(y, block * plane, par, |b, y_block| {
+            self.block(inputs, packed, bias, b * block, y_block);
+        });
+    }
+
+    /// The tiles of output channels `c_first..` (as many as `y` holds, from a multiple of the
+    /// tile width): pair after pair, chunk after chunk, one kernel call each.
+    fn block(
+        &self,
+        inputs: &[f32],
+        packed: &[f32],
+        bias: Option<&[f32]>,
+        c_first: usize,
+        y: &mut [f32],
+    ) {
+        let [out_h, out_w] = self.out_hw;
+        let plane = out_h * out_w;
+        let channels = y.len() / plane;
+        let sources = self.sources();
+        let chunk_len = sources * 4 * self.chunk;
+        let at = |p: usize, k: usize| 2 * p * out_w + k * self.chunk;
+        for p in 0..self.pairs {
+            let rows = (out_h - 2 * p).min(2);
+            for k in 0..self.chunks {
+                let cols = (out_w - k * self.chunk).min(self.chunk);
+                let v = &inputs[p * self.pair_len() + k * chunk_len..][..chunk_len];
+                let next = if k + 1 < self.chunks {
+                    Some(at(p, k + 1))
+                } else {
+                    (p + 1 < self.pairs).then(|| at(p + 1, 0))
+                };
+                self.kernel.winograd_rows(
+                    v,
+                    &packed[c_first * sources * 4..(c_first + channels) * sources * 4],
+                    sources,
+                    bias.map(|b| &b[c_first..c_first + channels]),
+                    y,
+                    [channels, plane, out_w],
+                    [at(p, k), rows, cols],
+                    next,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{Isa, with_isa};
+    use crate::reference;
+    use crate::{Conv2dParams, ConvWorkspace, conv2d_forward};
+
+    fn shape(n: usize, cin: usize, hw: [usize; 2], cout: usize, pad: [usize; 2]) -> Conv2dShape {
+        let params = Conv2dParams {
+            stride: [1, 1],
+            padding: pad,
+            dilation: [1, 1],
+            groups: 1,
+        };
+        Conv2dShape::new([n, cin, hw[0], hw[1]], [cout, cin, 3, 3], params).unwrap()
+    }
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The route against the direct reference on shapes that exercise its edges: an odd
+    /// number of output rows, ragged and several chunks of columns, tiles narrower than the
+    /// widest, uneven padding, no bias; one image (split across the threads) and several
+    /// (whole images per task). Below AVX-512 the route does not apply.
+    #[test]
+    fn matches_the_reference_on_its_edges() {
+        let cases = [
+            // (n, cin, [h, w], cout, pad)
+            (3, 3, [32, 32], 64, [1, 1]),
+            (2, 2, [28, 28], 32, [0, 0]),
+            (1, 3, [9, 70], 7, [1, 0]),
+            (2, 2, [12, 17], 5, [0, 1]),
+            (4, 8, [7, 40], 4, [2, 2]),
+            (1, 2, [4, 18], 1, [0, 1]),
+        ];
+        for isa in Isa::available_levels() {
+            for (i, &(n, cin, hw, cout, pad)) in cases.iter().enumerate() {
+                let s = shape(n, cin, hw, cout, pad);
+                let applies = with_isa(isa, || Winograd::applies(&s, &Plan::new(&s)));
+                assert_eq!(applies, isa == Isa::Avx512, "{isa:?} case {i}");
+                if !applies {
+                    continue;
+                }
+                let x = values(s.input_len(), 1 + i as u64);
+                let w = values(s.weight_len(), 100 + i as u64);
+                let b = values(s.cout, 200 + i as u64);
+                let bias_cases = [Some(&b[..]), None];
+                for (bias, threads) in bias_cases.into_iter().zip([1, 3]) {
+                    let mut got = vec![f32::NAN; s.output_len()];
+                    with_isa(isa, || {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap();
+                        pool.install(|| {
+                            conv2d_forward(&s, &x, &w, bias, &mut got, &mut ConvWorkspace::new())
+                        });
+                    });
+                    let wide = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<_>>();
+                    let mut want = vec![0.0; s.output_len()];
+                    let b64 = bias.map(wide);
+                    reference::forward(&s, &wide(&x), &wide(&w), b64.as_deref(), &mut want);
+                    let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+                    for (j, (&g, &e)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (f64::from(g) - e).abs() <= 1e-5 * scale,
+                            "{isa:?} case {i} ({threads} threads) output {j}: {g} != {e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
