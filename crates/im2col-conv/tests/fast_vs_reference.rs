@@ -74,6 +74,32 @@ proptest! {
         }
     }
 
+    /// 3 x 3 layers of 2 to 8 input channels, stride 1, rows of 16 to 80 outputs (one to
+    /// three chunks of columns, ragged ones included) and odd or even row counts: at
+    /// AVX-512 the forward pass runs by Winograd's `F(2, 3)`, its tiles of 3 channels
+    /// ragged at the end of a block.
+    #[test]
+    fn winograd_route_matches_f64_reference(
+        n in 1usize..=2,
+        cin in 2usize..=8,
+        cout in 1usize..=13,
+        pad in [0usize..=2, 0usize..=2],
+        out_h in 2usize..=9,
+        out_w in 16usize..=80,
+        with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        // The input giving that output (at least one row or column of real input).
+        let size = |out: usize, pad: usize| (out + 2).saturating_sub(2 * pad).max(1);
+        let params = Conv2dParams { padding: pad, ..Conv2dParams::default() };
+        let input = [n, cin, size(out_h, pad[0]), size(out_w, pad[1])];
+        let shape = Conv2dShape::new(input, [cout, cin, 3, 3], params)
+            .expect("valid by construction");
+        if let Err(e) = matches_reference(&shape, with_bias, seed) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
     /// Deep layers (at least 81 multiply-adds per output) of any stride, padding, dilation and
     /// row width, with 1 to 70 output channels: the broadcast kernels' forward pass and weight
     /// gradient in every tile shape, with ragged channel blocks, pixel tiles and tap tiles
