@@ -25,6 +25,10 @@
 //!     where the direct convolution would cost clearly more (`lenet.c2`): 16 x 16 spectra
 //!     of a group of images, one image per vector lane, products summed over the input
 //!     channels, inverse transforms;
+//!   - by Winograd's `F(2, 3)` along the columns, at AVX-512, for 3 x 3 kernels on 2 to 8
+//!     input channels, stride and dilation 1, rows at least 16 wide (`cifar.stem`): pairs of
+//!     output rows from four transformed input rows, two thirds of the direct kernel's
+//!     multiply-adds;
 //!   - the direct row kernel (vectorised over the output width, `NR` outputs at a time, a
 //!     block of output channels and all their rows per call) when
 //!     the output rows fill its vectors exactly (a multiple of `NR` wide, or `NR / 2` wide

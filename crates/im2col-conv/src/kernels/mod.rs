@@ -15,8 +15,9 @@
 //!
 //! Besides the micro-kernel: a direct convolution row kernel for layers with few input
 //! channels (vectorised over the output width, 4 or 8 output channels per call), row copies
-//! for implicit im2col packing, and an 8 x 8 transposing pack for backward-weight's operands.
-//! The scalar level has no direct kernel (its convolutions all run as GEMM).
+//! for implicit im2col packing, and an 8 x 8 transposing pack for backward-weight's operands;
+//! at AVX-512, the Winograd route's input transform and tiles. The scalar level has no direct
+//! kernel (its convolutions all run as GEMM).
 //!
 //! Safety: `x86_64` holds the only `unsafe` code of the kernels, in `#[target_feature]`
 //! functions taking raw pointers. Everything here checks slice extents first and calls them
