@@ -16,7 +16,8 @@
 //! Besides the micro-kernel: a direct convolution row kernel for layers with few input
 //! channels (vectorised over the output width, 4 or 8 output channels per call), row copies
 //! for implicit im2col packing, and an 8 x 8 transposing pack for backward-weight's operands;
-//! at AVX-512, the Winograd route's input transform and tiles. The scalar level has no direct
+//! at AVX-512, the Winograd route's input transform, forward tiles and weight-gradient
+//! tiles. The scalar level has no direct
 //! kernel (its convolutions all run as GEMM).
 //!
 //! Safety: `x86_64` holds the only `unsafe` code of the kernels, in `#[target_feature]`
@@ -817,7 +818,7 @@ impl Kernel {
             self.winograd_grad_channels().is_some()
                 && channels > 0
                 && sources > 0
-                && sources % 3 == 0
+                && sources.is_multiple_of(3)
                 && out_h > 0
                 && out_w > 0
                 && (channels == 1 || (ys >= out_h * out_w && gs >= sums))
