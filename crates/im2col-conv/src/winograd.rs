@@ -1,5 +1,5 @@
 //! The forward pass by Winograd's minimal filtering `F(2, 3)` along the columns, for 3 x 3
-//! kernels on few input channels (`cifar.stem`, `mnist.c1`).
+//! kernels on 2 to 8 input channels (`cifar.stem`).
 //!
 //! Directly, two output rows take 2 x 3 multiply-adds per kernel column and input channel.
 //! `F(2, 3)` takes 4: from the four input rows `d0..d3` the pair reads, the transformed rows

@@ -696,7 +696,7 @@ impl Kernel {
     /// `width` possibly narrower), then `m_0 + bias + (m_1 + m_2)` into output row 0 and
     /// `(m_1 - m_2) + bias - m_3` into row 1 (if `rows == 2`), `cols` floats each, at `y[at +
     /// c * ys + r * out_w ..]`. `next`, the offset of the chunk the block computes next, is
-    /// where the last tiles prefetch for writing.
+    /// where the last tiles prefetch the outputs they will write.
     ///
     /// # Panics
     /// Below AVX-512, if `rows` is not 1 or 2, `cols` not in `1..=chunk`, or a slice is
