@@ -226,27 +226,20 @@ mod tests {
     use crate::kernels::{Isa, with_isa};
     use crate::reference;
     use crate::{Conv2dParams, ConvWorkspace, conv2d_forward};
+    use ganglion_tensor::Rng;
 
     fn shape(n: usize, cin: usize, hw: [usize; 2], cout: usize, pad: [usize; 2]) -> Conv2dShape {
         let params = Conv2dParams {
-            stride: [1, 1],
             padding: pad,
-            dilation: [1, 1],
-            groups: 1,
+            ..Conv2dParams::default()
         };
         Conv2dShape::new([n, cin, hw[0], hw[1]], [cout, cin, 3, 3], params).unwrap()
     }
 
+    /// `len` values uniform in [-1, 1) from the project's seeded generator.
     fn values(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        let mut rng = Rng::seed_from(seed);
+        (0..len).map(|_| rng.uniform_range(-1.0, 1.0)).collect()
     }
 
     /// The route against the direct reference on shapes that exercise its edges: an odd

@@ -58,6 +58,20 @@ trait Vector: Copy {
     unsafe fn store(self, p: *mut f32);
     /// Stores the first `n < LANES` lanes only.
     unsafe fn store_first(self, p: *mut f32, n: usize);
+    /// Stores the first `n <= LANES` lanes: a full store when `n == LANES`, a masked one
+    /// below, none when `n == 0` (a row's ragged end).
+    #[inline(always)]
+    unsafe fn store_part(self, p: *mut f32, n: usize) {
+        // SAFETY: the caller guarantees `n` writable floats at `p` and the features; a full
+        // store writes `LANES == n` of them, a masked one only the first `n`.
+        unsafe {
+            if n == Self::LANES {
+                self.store(p)
+            } else if n > 0 {
+                self.store_first(p, n)
+            }
+        }
+    }
     /// Loads the first `n <= LANES` lanes (the rest zero), reading only those.
     unsafe fn load_first(p: *const f32, n: usize) -> Self;
     /// The sum of the lanes, in a fixed order.

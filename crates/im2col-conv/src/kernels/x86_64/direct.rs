@@ -120,31 +120,16 @@ unsafe fn direct_body<V: Vector, const COB: usize, const PAIR: bool, const KW1: 
                         }
                     }
                 }
-                let full = ow0 + 2 * lanes <= width;
                 for (co, a) in acc.iter().enumerate().take(rows) {
                     let yp = y.add(co * ys + ow0);
                     if PAIR {
                         // Row `oh` then row `oh + 1`, `out_w` outputs each.
-                        if out_w == lanes {
-                            a[0].store(yp);
-                            a[1].store(yp.add(lanes));
-                        } else {
-                            a[0].store_first(yp, out_w);
-                            a[1].store_first(yp.add(out_w), out_w);
-                        }
-                    } else if full {
-                        a[0].store(yp);
-                        a[1].store(yp.add(lanes));
+                        a[0].store_part(yp, out_w);
+                        a[1].store_part(yp.add(out_w), out_w);
                     } else {
-                        let left = width - ow0;
-                        if left >= lanes {
-                            a[0].store(yp);
-                            if left > lanes {
-                                a[1].store_first(yp.add(lanes), left - lanes);
-                            }
-                        } else {
-                            a[0].store_first(yp, left);
-                        }
+                        let left = (width - ow0).min(2 * lanes);
+                        a[0].store_part(yp, left.min(lanes));
+                        a[1].store_part(yp.add(lanes), left.saturating_sub(lanes));
                     }
                 }
             }

@@ -219,27 +219,14 @@ unsafe fn tile_body<V: Vector, const C: usize>(t: Tile) {
             let y = t.y.add(c * t.ys);
             for (h, (((&m0, &m1), &m2), &m3)) in s0.iter().zip(s1).zip(s2).zip(s3).enumerate() {
                 let n = t.cols.saturating_sub(h * l).min(l);
-                store_part(m0.add(b).add(m1.add(m2)), y.add(h * l), n);
+                m0.add(b).add(m1.add(m2)).store_part(y.add(h * l), n);
                 if t.rows == 2 {
-                    store_part(m1.sub(m2).add(b).sub(m3), y.add(t.out_w + h * l), n);
+                    m1.sub(m2)
+                        .add(b)
+                        .sub(m3)
+                        .store_part(y.add(t.out_w + h * l), n);
                 }
             }
-        }
-    }
-}
-
-/// Stores the first `n <= LANES` lanes of `x` at `p`.
-///
-/// # Safety
-/// The CPU has `V`'s features; `p` is writable for `n` floats.
-#[inline(always)]
-unsafe fn store_part<V: Vector>(x: V, p: *mut f32, n: usize) {
-    // SAFETY: a full store when `n == LANES`, else a masked one of `n` lanes (or none).
-    unsafe {
-        if n == V::LANES {
-            x.store(p)
-        } else if n > 0 {
-            x.store_first(p, n)
         }
     }
 }
