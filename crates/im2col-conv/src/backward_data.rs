@@ -11,7 +11,6 @@ use crate::lane_grad::{self, LaneGrad};
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks, for_images, image_slots};
 use crate::scatter::Scatter;
-use crate::workspace::grow;
 use crate::{Conv2dParams, conv2d_forward};
 use crate::{Conv2dShape, ConvWorkspace};
 
@@ -192,7 +191,7 @@ impl Rotated {
         // Taken out of the workspace for the call (a move, not an allocation) so the forward
         // pass can borrow the rest of it.
         let mut rotated = std::mem::take(&mut ws.flipped);
-        grow(&mut rotated, shape.weight_len());
+        rotated.grow(shape.weight_len());
         let rotated_w = &mut rotated[..shape.weight_len()];
         let groups = shape.params.groups;
         let (cin_g, cout_g) = (shape.cin / groups, shape.cout / groups);

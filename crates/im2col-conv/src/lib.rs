@@ -113,6 +113,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+mod aligned;
 mod backward_data;
 mod backward_weight;
 mod broadcast;

@@ -1,5 +1,7 @@
 //! [`ConvWorkspace`]: scratch memory reused across convolution calls.
 
+use crate::aligned::AlignedBuf;
+
 /// Reusable scratch for the convolution kernels: the weights packed for the micro-kernels, and
 /// one column buffer (and, for backward-weight, one partial weight gradient) per parallel task.
 ///
@@ -12,18 +14,18 @@
 #[derive(Debug, Default)]
 pub struct ConvWorkspace {
     slots: Vec<Slot>,
-    packed: Vec<f32>,
+    packed: AlignedBuf,
     /// Backward-data's rotated weights, when it runs as a forward convolution.
-    pub(crate) flipped: Vec<f32>,
+    pub(crate) flipped: AlignedBuf,
 }
 
 /// Scratch of one parallel task.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     /// im2col / col2im columns of one pixel tile.
-    pub(crate) col: Vec<f32>,
+    pub(crate) col: AlignedBuf,
     /// A partial weight gradient of one batch block.
-    pub(crate) partial: Vec<f32>,
+    pub(crate) partial: AlignedBuf,
 }
 
 impl ConvWorkspace {
@@ -51,7 +53,7 @@ impl ConvWorkspace {
         col_len: usize,
         partial_len: usize,
     ) -> (&mut [f32], &mut [Slot]) {
-        grow(&mut self.packed, packed_len);
+        self.packed.grow(packed_len);
         self.slots(count, col_len, partial_len);
         (&mut self.packed[..packed_len], &mut self.slots[..count])
     }
@@ -68,17 +70,10 @@ impl ConvWorkspace {
             self.slots.resize_with(count, Slot::default);
         }
         for slot in &mut self.slots[..count] {
-            grow(&mut slot.col, col_len);
-            grow(&mut slot.partial, partial_len);
+            slot.col.grow(col_len);
+            slot.partial.grow(partial_len);
         }
         &mut self.slots[..count]
-    }
-}
-
-/// Grows `buf` to at least `len` elements (never shrinks it).
-pub(crate) fn grow(buf: &mut Vec<f32>, len: usize) {
-    if buf.len() < len {
-        buf.resize(len, 0.0);
     }
 }
 
