@@ -7,7 +7,7 @@
 use std::ops::{Deref, DerefMut};
 
 /// Floats per 64-byte cache line.
-const LINE_FLOATS: usize = 16;
+pub(crate) const LINE_FLOATS: usize = 16;
 
 /// Scratch floats starting at a 64-byte boundary. It grows and never shrinks; its contents
 /// after growing are unspecified.

@@ -23,6 +23,7 @@
 //! output gradient, which the direct kernel reads once.
 
 use crate::Conv2dShape;
+use crate::aligned::LINE_FLOATS;
 use crate::direct::DIRECT_MAX_DEPTH;
 use crate::kernels::Kernel;
 use crate::plan::{Par, Plan, for_chunks};
@@ -104,7 +105,15 @@ impl Winograd {
 
     /// Floats of one image's scratch: its padded copy, then its transformed inputs.
     pub(crate) fn buf_len(&self) -> usize {
-        self.cin * self.xs + self.pairs * self.pair_len()
+        self.padded_len() + self.pairs * self.pair_len()
+    }
+
+    /// Floats of the scratch's padded copy, rounded up to whole cache lines so that the
+    /// transformed inputs after it start on a line as the scratch does (see
+    /// [`crate::ConvWorkspace`]). The tiles load them as whole vectors, and where they started
+    /// 16 or 48 bytes past a line each load had a 32-byte half across two lines.
+    fn padded_len(&self) -> usize {
+        (self.cin * self.xs).next_multiple_of(LINE_FLOATS)
     }
 
     /// Floats of the transformed weights.
@@ -155,7 +164,7 @@ impl Winograd {
     ) {
         let [h, w] = self.in_hw;
         let [ph, pw] = self.pad;
-        let (padded, inputs) = buf[..self.buf_len()].split_at_mut(self.cin * self.xs);
+        let (padded, inputs) = buf[..self.buf_len()].split_at_mut(self.padded_len());
         padded.fill(0.0);
         for (dst, src) in padded.chunks_exact_mut(self.xs).zip(x.chunks_exact(h * w)) {
             for (r, row) in src.chunks_exact(w).enumerate() {
