@@ -20,7 +20,14 @@
 //! GFLOP/s at two threads in a stand-alone timing against 187-195 for the direct kernel,
 //! but in `cargo xtask bench`, alternated with the direct kernel's build, at 74-84 against
 //! 84-93 at one thread and level at two. Each input channel's tiles re-read the image's
-//! output gradient, which the direct kernel reads once.
+//! output gradient, which the direct kernel reads once. Tried again with its transformed
+//! inputs on a cache line, where the stand-alone timing's allocator had happened to put
+//! them (16 or 48 bytes past one, where the bench's could, costs it a fifth), and its tile
+//! loop free of a choice per vector:
+//! stand-alone 104-117 GFLOP/s at one thread against 93-99, 219-244 at two against 205-208;
+//! in the bench, alternated, 78-96 against 93-112 at one thread and 154-185 against 149-226
+//! at two. The bench's figures for either kernel move by up to a fifth between processes of
+//! one binary; the route is not kept while it does not win there.
 
 use crate::Conv2dShape;
 use crate::aligned::LINE_FLOATS;
