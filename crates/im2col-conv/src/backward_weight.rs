@@ -13,6 +13,7 @@ use crate::gemm::{Backend, Beta, MatMut, MatRef, PackedA, gemm_sized};
 use crate::im2col::Taps;
 use crate::params::assert_len;
 use crate::plan::{Par, Plan, enough_tasks, for_chunks};
+use crate::winograd::Winograd;
 use crate::{Conv2dShape, ConvWorkspace};
 use rayon::prelude::*;
 
@@ -58,13 +59,20 @@ pub fn conv2d_backward_weight(
         }
         return;
     }
-    let direct = (packed && Padded::applies_weight_grad(shape, &plan))
+    let winograd = (packed && Winograd::applies_weight_grad(shape, &plan))
+        .then(|| Winograd::new(shape, &plan));
+    let direct = (packed && winograd.is_none() && Padded::applies_weight_grad(shape, &plan))
         .then(|| DirectInput::for_weight_grad(shape, &plan));
-    let col_len = direct.map_or(plan.col_len(), |d| d.buf_len(per));
+    let col_len = match (&winograd, direct) {
+        (Some(wg), _) => wg.grad_buf_len(),
+        (None, Some(d)) => d.buf_len(per),
+        (None, None) => plan.col_len(),
+    };
     let bwd = BackwardWeight {
         plan,
         taps: Taps::new(shape),
         direct,
+        winograd,
     };
     let blocks = shape.n.div_ceil(per);
     let w_len = grad_weight.len();
@@ -203,6 +211,8 @@ struct BackwardWeight {
     taps: Taps,
     /// The direct kernel's input when it runs this convolution.
     direct: Option<DirectInput>,
+    /// The Winograd route, when it runs this convolution.
+    winograd: Option<Winograd>,
 }
 
 impl BackwardWeight {
@@ -210,6 +220,9 @@ impl BackwardWeight {
     /// `[images, cin, h, w]`, `dy` is `[images, cout, out_h, out_w]`.
     fn block(&self, x: &[f32], dy: &[f32], dw: &mut [f32], col: &mut [f32], par: Par) {
         let p = &self.plan;
+        if let Some(wg) = &self.winograd {
+            return wg.weight_grad(x, dy, dw, col, par);
+        }
         if let Some(d) = self.direct {
             return self.block_direct(&d, x, dy, dw, col, par);
         }

@@ -54,8 +54,12 @@
 //!   transposed weights, one input channel per lane, added into `dX` where the tap read (no
 //!   column matrix, no col2im); otherwise `col_g = W_g^T x dY_g` (with `W_g^T` packed once)
 //!   then col2im;
-//! * backward-weight: the direct kernel (sums over the output width and a group of images
-//!   in registers, then across lanes) for few input channels (`cin * kh * kw <= 75`; with
+//! * backward-weight: at AVX-512, for RGB stems (3 input channels, 3 x 3, at least 32 output
+//!   channels, rows of whole vectors pairs, at most 256 KiB of output gradient an image,
+//!   `cifar.stem`), the transposed `F(2, 3)` along the columns: the sums of the output
+//!   gradient's and the input's transformed rows, transformed back to the taps once per
+//!   batch block; the direct kernel (sums over the output width and a group of images
+//!   in registers, then across lanes) for other few input channels (`cin * kh * kw <= 75`; with
 //!   kernels 2 or 3 wide, over whole planes of shifted copies); the
 //!   broadcast kernel (taps x output channels summed over pixels in registers, one lane per
 //!   channel, small images several per call) for other deep layers; otherwise

@@ -100,6 +100,29 @@ proptest! {
         }
     }
 
+    /// RGB stems: 3 input channels, 32 to 40 output channels, rows of 32 or 64 outputs: at
+    /// AVX-512 the weight gradient runs by the transposed `F(2, 3)` too, its batch blocks of
+    /// one to two images, its tiles of 2 channels ragged at the end.
+    #[test]
+    fn winograd_weight_gradient_matches_f64_reference(
+        n in 1usize..=5,
+        cout in 32usize..=40,
+        pad in [0usize..=2, 0usize..=2],
+        out_h in 2usize..=9,
+        out_w in prop_oneof![Just(32usize), Just(64usize)],
+        with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        let size = |out: usize, pad: usize| (out + 2).saturating_sub(2 * pad).max(1);
+        let params = Conv2dParams { padding: pad, ..Conv2dParams::default() };
+        let input = [n, 3, size(out_h, pad[0]), size(out_w, pad[1])];
+        let shape = Conv2dShape::new(input, [cout, 3, 3, 3], params)
+            .expect("valid by construction");
+        if let Err(e) = matches_reference(&shape, with_bias, seed) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+
     /// Deep layers (at least 81 multiply-adds per output) of any stride, padding, dilation and
     /// row width, with 1 to 70 output channels: the broadcast kernels' forward pass and weight
     /// gradient in every tile shape, with ragged channel blocks, pixel tiles and tap tiles

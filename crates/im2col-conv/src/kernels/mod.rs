@@ -16,7 +16,8 @@
 //! Besides the micro-kernel: a direct convolution row kernel for layers with few input
 //! channels (vectorised over the output width, 4 or 8 output channels per call), row copies
 //! for implicit im2col packing, and an 8 x 8 transposing pack for backward-weight's operands;
-//! at AVX-512, the Winograd route's input transform and tiles. The scalar level has no direct
+//! at AVX-512, the Winograd route's input transform, forward tiles and weight-gradient
+//! tiles. The scalar level has no direct
 //! kernel (its convolutions all run as GEMM).
 //!
 //! Safety: `x86_64` holds the only `unsafe` code of the kernels, in `#[target_feature]`
@@ -653,9 +654,9 @@ impl Kernel {
     /// columns): with `x` the padded input from the pair's first row (plane stride `xs`, row
     /// stride `xw`), `cin` channels and `chunks` chunks of [`Kernel::winograd_chunk`]
     /// columns, writes for each chunk `k`, channel `ci` and kernel column `kx` the four rows
-    /// `d0 - d2`, `d1 + d2`, `d2 - d1`, `d1 - d3` (one chunk each) into `v`, source `s = k * 3
-    /// * cin + 3 * ci + kx` at `s * 4 * chunk`, where `d_j` is row `j` of channel `ci` from
-    /// column `k * chunk + kx`.
+    /// `d0 - d2`, `d1 + d2`, `d2 - d1`, `d1 - d3` (one chunk each) into `v` at `k *
+    /// chunk_stride + s * 4 * chunk`, source `s = 3 * ci + kx`, where `d_j` is row `j` of
+    /// channel `ci` from column `k * chunk + kx`.
     ///
     /// # Panics
     /// Below AVX-512, or if a slice is shorter than the geometry needs.
@@ -664,17 +665,20 @@ impl Kernel {
         x: &[f32],
         [xs, xw]: [usize; 2],
         cin: usize,
-        chunks: usize,
+        [chunks, chunk_stride]: [usize; 2],
         v: &mut [f32],
     ) {
         let chunk = self.winograd_chunk();
+        let sources_len = 3 * cin * 4 * chunk;
         assert!(
             self.winograd_channels().is_some()
                 && cin > 0
+                && chunks > 0
                 && xw >= chunks * chunk + 2
                 && (cin == 1 || xs >= 4 * xw)
+                && chunk_stride >= sources_len
                 && x.len() >= (cin - 1) * xs + 3 * xw + chunks * chunk + 2
-                && v.len() >= chunks * 3 * cin * 4 * chunk,
+                && v.len() >= (chunks - 1) * chunk_stride + sources_len,
             "winograd_inputs: {cin} channels of {chunks} chunks do not fit the slices"
         );
         #[cfg(target_arch = "x86_64")]
@@ -682,7 +686,15 @@ impl Kernel {
             // SAFETY: `winograd_channels` is `Some` at AVX-512 only, whose features
             // `Kernel::new` checked; the assert covers the extents `inputs_body` reads and
             // writes.
-            unsafe { x86_64::inputs_avx512(x.as_ptr(), [xs, xw], cin, chunks, v.as_mut_ptr()) }
+            unsafe {
+                x86_64::inputs_avx512(
+                    x.as_ptr(),
+                    [xs, xw],
+                    cin,
+                    [chunks, chunk_stride],
+                    v.as_mut_ptr(),
+                )
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("winograd_channels returned Some");
@@ -756,6 +768,97 @@ impl Kernel {
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("winograd_channels returned Some");
+    }
+
+    /// Output channels per tile of [`Kernel::winograd_grad`] (`None` below AVX-512).
+    pub(crate) fn winograd_grad_channels(self) -> Option<usize> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(x86_64::AVX512_WINOGRAD_GRAD_TILE[0]),
+            _ => None,
+        }
+    }
+
+    /// Adds one image's products to the Winograd route's weight-gradient sums, for a block
+    /// of `channels` output channels: for channel `c`, source `s < sources` and transformed
+    /// row `i`, `g[c * gs + (s * 4 + i) * lanes ..] += a_i * v_i` lane by lane over every pair
+    /// of output rows and chunk of columns, where `a_0 = dy_0`, `a_1 = dy_0 + dy_1`, `a_2 =
+    /// dy_0 - dy_1`, `a_3 = -dy_1` are the pair's output-gradient rows transformed (`dy` from
+    /// the block's first channel, channel stride `ys`, `[out_h, out_w]`) and `v_i` the
+    /// source's rows from [`Kernel::winograd_inputs`], laid out input channel after input
+    /// channel (`v_strides[2]` apart), each pair after pair (`v_strides[0]`) and chunk after
+    /// chunk (`v_strides[1]`), `dy_1` taken as zero past the last row. `lanes` is half a
+    /// [`Kernel::winograd_chunk`], and rows are whole chunks. `next_dy`, the next image's
+    /// output gradient from the block's first channel, is prefetched into L2 along the way.
+    ///
+    /// # Panics
+    /// Below AVX-512, if `out_w` is not a multiple of the chunk, or if a slice is shorter
+    /// than the geometry needs.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn winograd_grad(
+        self,
+        dy: &[f32],
+        ys: usize,
+        [out_h, out_w]: [usize; 2],
+        v: &[f32],
+        [pair_stride, chunk_stride, channel_stride]: [usize; 3],
+        sources: usize,
+        g: &mut [f32],
+        gs: usize,
+        channels: usize,
+        next_dy: Option<&[f32]>,
+    ) {
+        let chunk = self.winograd_chunk();
+        let chunks = out_w.div_ceil(chunk);
+        let pairs = out_h.div_ceil(2);
+        let source_len = 4 * chunk;
+        let sums = sources * 2 * chunk;
+        // One input channel's three sources per tile of sources.
+        let tiles = sources / 3;
+        assert!(
+            self.winograd_grad_channels().is_some()
+                && channels > 0
+                && sources > 0
+                && sources.is_multiple_of(3)
+                && out_h > 0
+                && out_w > 0
+                && out_w.is_multiple_of(chunk)
+                && (channels == 1 || (ys >= out_h * out_w && gs >= sums))
+                && dy.len() >= (channels - 1) * ys + out_h * out_w
+                && chunk_stride >= 3 * source_len
+                && (pairs == 1 || pair_stride >= chunks * chunk_stride)
+                && (tiles == 1 || channel_stride >= pairs * pair_stride)
+                && v.len()
+                    >= (tiles - 1) * channel_stride
+                        + (pairs - 1) * pair_stride
+                        + (chunks - 1) * chunk_stride
+                        + 3 * source_len
+                && g.len() >= (channels - 1) * gs + sums,
+            "winograd_grad: {channels} channels of {out_h} x {out_w} outputs do not fit the slices"
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            let call = x86_64::WinogradGrad {
+                dy: dy.as_ptr(),
+                ys,
+                out: [out_h, out_w],
+                chunks,
+                v: v.as_ptr(),
+                v_strides: [pair_stride, chunk_stride, channel_stride],
+                sources,
+                g: g.as_mut_ptr(),
+                gs,
+                channels,
+                // Only prefetched: any address would do.
+                next_dy: next_dy.map_or(std::ptr::null(), <[f32]>::as_ptr),
+            };
+            // SAFETY: `winograd_grad_channels` is `Some` at AVX-512 only, whose features
+            // `Kernel::new` checked; the assert covers the extents `grad_body` reads and
+            // writes, and `g` is a unique borrow.
+            unsafe { x86_64::grad_avx512(call) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("winograd_grad_channels returned Some");
     }
 
     /// Direct weight gradient (stride 1, dilation 1) of `rows` output channels over a block of

@@ -34,7 +34,10 @@ pub(crate) use lanes::{
     AVX2_LANE_CHANNELS, AVX512_LANE_CHANNELS, LaneRow, lanes_avx2, lanes_avx512,
 };
 use std::arch::x86_64::*;
-pub(crate) use winograd::{AVX512_WINOGRAD_CO, WinogradRow, inputs_avx512, rows_avx512};
+pub(crate) use winograd::{
+    AVX512_WINOGRAD_CO, AVX512_WINOGRAD_GRAD_TILE, WinogradGrad, WinogradRow, grad_avx512,
+    inputs_avx512, rows_avx512,
+};
 
 /// AVX2 tile rows.
 pub(crate) const AVX2_MR: usize = 6;
