@@ -1,5 +1,6 @@
-//! The forward pass by Winograd's minimal filtering `F(2, 3)` along the columns, for 3 x 3
-//! kernels on 2 to 8 input channels (`cifar.stem`).
+//! Convolution by Winograd's minimal filtering `F(2, 3)` along the columns: the forward pass
+//! of 3 x 3 kernels on 2 to 8 input channels, and the weight gradient of RGB stems
+//! (`cifar.stem`).
 //!
 //! Directly, two output rows take 2 x 3 multiply-adds per kernel column and input channel.
 //! `F(2, 3)` takes 4: from the four input rows `d0..d3` the pair reads, the transformed rows
