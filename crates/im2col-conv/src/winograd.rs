@@ -102,6 +102,15 @@ impl Winograd {
         }
     }
 
+    /// Output channels per task: all of them, or in `Split` mode a thread's share rounded up
+    /// to whole tiles of `tile` channels.
+    fn channel_block(&self, par: Par, tile: usize) -> usize {
+        match par {
+            Par::Seq => self.cout,
+            Par::Split(threads) => self.cout.div_ceil(threads).next_multiple_of(tile),
+        }
+    }
+
     /// Products per output pixel pair: one per input channel and kernel column.
     fn sources(&self) -> usize {
         3 * self.cin
@@ -176,10 +185,7 @@ impl Winograd {
         let inputs: &[f32] = inputs;
         let plane = self.out_hw[0] * self.out_hw[1];
         // Blocks of whole tiles, so that each starts on a tile of the packed weights.
-        let block = match par {
-            Par::Seq => self.cout,
-            Par::Split(threads) => self.cout.div_ceil(threads).next_multiple_of(self.cob),
-        };
+        let block = self.channel_block(par, self.cob);
         for_chunks(y, block * plane, par, |b, y_block| {
             self.block(inputs, packed, bias, b * block, y_block);
         });
@@ -246,10 +252,7 @@ impl Winograd {
         // Sums of one output channel: per source, 4 rows of lanes.
         let gs = self.sources() * 4 * lanes;
         let strides = self.grad_strides();
-        let block = match par {
-            Par::Seq => self.cout,
-            Par::Split(threads) => self.cout.div_ceil(threads).next_multiple_of(gco),
-        };
+        let block = self.channel_block(par, gco);
         let dy_len = self.cout * plane;
         for (img, x_img) in x.chunks_exact(self.cin * h * w).enumerate() {
             let dy_img = &dy[img * dy_len..][..dy_len];
@@ -292,9 +295,8 @@ impl Winograd {
         let [ph, pw] = self.pad;
         padded.fill(0.0);
         for (dst, src) in padded.chunks_exact_mut(self.xs).zip(x.chunks_exact(h * w)) {
-            for (r, row) in src.chunks_exact(w).enumerate() {
-                dst[(r + ph) * self.xw + pw..][..w].copy_from_slice(row);
-            }
+            let first = &mut dst[ph * self.xw + pw..];
+            self.kernel.copy_rows(first, self.xw, src, w, w, h);
         }
     }
 

@@ -89,12 +89,7 @@ proptest! {
         with_bias: bool,
         seed in 0u64..1000,
     ) {
-        // The input giving that output (at least one row or column of real input).
-        let size = |out: usize, pad: usize| (out + 2).saturating_sub(2 * pad).max(1);
-        let params = Conv2dParams { padding: pad, ..Conv2dParams::default() };
-        let input = [n, cin, size(out_h, pad[0]), size(out_w, pad[1])];
-        let shape = Conv2dShape::new(input, [cout, cin, 3, 3], params)
-            .expect("valid by construction");
+        let shape = three_by_three(n, cin, cout, pad, [out_h, out_w]);
         if let Err(e) = matches_reference(&shape, with_bias, seed) {
             prop_assert!(false, "{}", e);
         }
@@ -113,11 +108,7 @@ proptest! {
         with_bias: bool,
         seed in 0u64..1000,
     ) {
-        let size = |out: usize, pad: usize| (out + 2).saturating_sub(2 * pad).max(1);
-        let params = Conv2dParams { padding: pad, ..Conv2dParams::default() };
-        let input = [n, 3, size(out_h, pad[0]), size(out_w, pad[1])];
-        let shape = Conv2dShape::new(input, [cout, 3, 3, 3], params)
-            .expect("valid by construction");
+        let shape = three_by_three(n, 3, cout, pad, [out_h, out_w]);
         if let Err(e) = matches_reference(&shape, with_bias, seed) {
             prop_assert!(false, "{}", e);
         }
@@ -161,4 +152,22 @@ proptest! {
             prop_assert!(false, "{}", e);
         }
     }
+}
+
+/// A stride-1 3 x 3 layer of `cin` to `cout` channels whose output is `out` (`[out_h,
+/// out_w]`) with padding `pad`, given at least one row and column of real input.
+fn three_by_three(
+    n: usize,
+    cin: usize,
+    cout: usize,
+    pad: [usize; 2],
+    out: [usize; 2],
+) -> Conv2dShape {
+    let size = |out: usize, pad: usize| (out + 2).saturating_sub(2 * pad).max(1);
+    let params = Conv2dParams {
+        padding: pad,
+        ..Conv2dParams::default()
+    };
+    let input = [n, cin, size(out[0], pad[0]), size(out[1], pad[1])];
+    Conv2dShape::new(input, [cout, cin, 3, 3], params).expect("valid by construction")
 }
